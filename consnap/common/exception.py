@@ -1,0 +1,216 @@
+"""consnap's single exception hierarchy.
+
+Every exception carries an HTTP ``code``; the API turns it into the status of
+the response (``consnap.api.method``), and RPC marks the ones that may cross
+the wire with ``messaging.expected_exceptions``.  ``safe`` messages are shown
+to tenants; anything else becomes a generic 500 message.
+"""
+
+
+class ConsnapException(Exception):
+    """Base class: ``_msg_fmt`` is formatted with the keyword arguments."""
+
+    _msg_fmt = 'An unknown exception occurred.'
+    code = 500
+    safe = False
+
+    def __init__(self, message=None, **kwargs):
+        self.kwargs = kwargs
+        if message is None:
+            try:
+                message = self._msg_fmt % kwargs
+            except (KeyError, TypeError, ValueError):
+                message = self._msg_fmt
+        self.message = str(message)
+        super().__init__(self.message)
+
+    def __str__(self):
+        return self.message
+
+
+# 400 ---------------------------------------------------------------------
+class Invalid(ConsnapException):
+    _msg_fmt = 'Invalid input: %(reason)s'
+    code = 400
+    safe = True
+
+
+class InvalidParameterValue(Invalid):
+    _msg_fmt = 'Invalid value for %(field)s: %(reason)s'
+
+
+class SchemaValidationError(Invalid):
+    _msg_fmt = 'Invalid input for field %(field)s: %(reason)s'
+
+
+class InvalidMountpoint(Invalid):
+    _msg_fmt = ('Mountpoint %(mountpoint)s is not a freezable mountpoint of '
+                'guest %(guest)s: %(reason)s')
+
+
+class ConsistencyNotReached(ConsnapException):
+    _msg_fmt = ('Required consistency level %(required)s not reached for '
+                '%(member)s (reached %(reached)s): %(reason)s')
+    code = 409
+    safe = True
+
+
+# 401 / 403 -----------------------------------------------------------------
+class NotAuthorized(ConsnapException):
+    _msg_fmt = 'Not authorized.'
+    code = 403
+    safe = True
+
+
+class PolicyNotAuthorized(NotAuthorized):
+    _msg_fmt = 'Policy does not allow %(action)s to be performed.'
+
+
+# 404 ---------------------------------------------------------------------
+class NotFound(ConsnapException):
+    _msg_fmt = 'Resource could not be found.'
+    code = 404
+    safe = True
+
+
+class SnapshotNotFound(NotFound):
+    _msg_fmt = 'Snapshot request %(snapshot)s could not be found.'
+
+
+class ServerNotFound(NotFound):
+    _msg_fmt = 'Server %(server)s could not be found.'
+
+
+class VolumeNotFound(NotFound):
+    _msg_fmt = 'Volume %(volume)s could not be found.'
+
+
+class DriverNotFound(NotFound):
+    _msg_fmt = 'Driver %(name)s in namespace %(namespace)s is not available.'
+
+
+# 406 ---------------------------------------------------------------------
+class NotAcceptable(ConsnapException):
+    _msg_fmt = 'Request not acceptable.'
+    code = 406
+    safe = True
+
+
+# 409 ---------------------------------------------------------------------
+class Conflict(ConsnapException):
+    _msg_fmt = 'Conflict.'
+    code = 409
+    safe = True
+
+
+class InvalidState(Conflict):
+    _msg_fmt = 'Snapshot request %(snapshot)s is %(status)s: %(reason)s'
+
+
+class ServerBusy(Conflict):
+    _msg_fmt = ('Server %(server)s already has snapshot request %(snapshot)s '
+                'in flight.')
+
+
+class DuplicateName(Conflict):
+    _msg_fmt = 'A resource with %(field)s %(value)s already exists.'
+
+
+# 413 ---------------------------------------------------------------------
+class OverLimit(ConsnapException):
+    _msg_fmt = 'Limit exceeded: %(reason)s'
+    code = 413
+    safe = True
+
+
+# 429 / quota ---------------------------------------------------------------
+class QuotaExceeded(ConsnapException):
+    _msg_fmt = ('Project %(project)s already has %(count)s snapshot '
+                'requests in flight (limit %(limit)s).')
+    code = 429
+    safe = True
+
+
+# 503 ---------------------------------------------------------------------
+class TemporaryFailure(ConsnapException):
+    _msg_fmt = 'Resource temporarily unavailable, please retry.'
+    code = 503
+    safe = True
+
+
+class ConductorUnavailable(TemporaryFailure):
+    _msg_fmt = 'No conductor could accept the request: %(reason)s'
+
+
+class DatabaseUnavailable(TemporaryFailure):
+    _msg_fmt = 'The database is unavailable, please retry: %(reason)s'
+
+
+# Guest quiesce (freeze drivers) ----------------------------------------------
+class GuestError(ConsnapException):
+    """Base class of every freeze-driver error; ``reason`` is tenant-safe."""
+
+    _msg_fmt = 'Guest %(guest)s: %(reason)s'
+    code = 500
+    safe = True
+
+
+class GuestAgentUnreachable(GuestError):
+    _msg_fmt = 'Guest agent of %(guest)s is unreachable: %(reason)s'
+
+
+class GuestAgentTimeout(GuestError):
+    _msg_fmt = ('Guest agent of %(guest)s did not answer %(command)s within '
+                '%(timeout)s s')
+
+
+class GuestAgentRefused(GuestError):
+    _msg_fmt = 'Guest agent of %(guest)s refused %(command)s: %(reason)s'
+
+
+class FreezeFailed(GuestError):
+    _msg_fmt = 'Freezing %(guest)s failed: %(reason)s'
+
+
+class FreezeIncomplete(FreezeFailed):
+    _msg_fmt = ('Guest %(guest)s froze %(frozen)s of %(requested)s '
+                'filesystems; thawed again')
+
+
+class ThawFailed(GuestError):
+    _msg_fmt = 'Thawing %(guest)s failed: %(reason)s'
+
+
+class FrozenTooLong(GuestError):
+    _msg_fmt = ('Guest %(guest)s was thawed by the freeze deadline after '
+                '%(seconds).1f s')
+
+
+class GuestCommandFailed(GuestError):
+    _msg_fmt = 'Command %(command)s in guest %(guest)s failed: %(reason)s'
+
+
+class HookFailed(GuestError):
+    _msg_fmt = 'Hook %(hook)s failed on %(guest)s: %(reason)s'
+
+
+# Snapshot targets (Nova, Cinder, Glance) -----------------------------------
+class TargetError(ConsnapException):
+    _msg_fmt = '%(resource)s %(id)s: %(reason)s'
+    safe = True
+
+
+class CaptureTimeout(TargetError):
+    _msg_fmt = ('The point in time of %(resource)s %(id)s was not captured '
+                'within %(timeout)s s')
+
+
+class UsableTimeout(TargetError):
+    _msg_fmt = ('%(resource)s %(id)s did not become usable within '
+                '%(timeout)s s')
+
+
+class Cancelled(ConsnapException):
+    _msg_fmt = 'Snapshot request %(snapshot)s was cancelled.'
+    code = 409
+    safe = True

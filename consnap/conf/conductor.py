@@ -1,0 +1,30 @@
+from oslo_config import cfg
+
+opts = [
+    cfg.IntOpt('workers', default=1, min=1,
+               help='consnap-conductor worker processes.'),
+    cfg.IntOpt('max_concurrent_flows', default=16, min=1,
+               help='Flows one conductor runs at once.'),
+    cfg.IntOpt('heartbeat_interval', default=5, min=1,
+               help='Seconds between conductor heartbeats.'),
+    cfg.IntOpt('heartbeat_timeout', default=20, min=2,
+               help='A conductor silent this long is considered dead.'),
+    cfg.IntOpt('pending_recovery_interval', default=10, min=1,
+               help='Seconds between sweeps for requests whose cast was '
+                    'lost (pending and owned by no live conductor).'),
+    cfg.IntOpt('pending_grace_seconds', default=15, min=0,
+               help='A pending request older than this with no owner is '
+                    'picked up by a conductor periodic task.'),
+    cfg.IntOpt('sweeper_interval', default=5, min=1,
+               help='Seconds between sweeps for guests left frozen.'),
+    cfg.IntOpt('max_in_flight_per_project', default=10, min=1,
+               help='Snapshot requests one project may have in flight.'),
+]
+
+
+def register_opts(conf):
+    conf.register_opts(opts, group='conductor')
+
+
+def list_opts():
+    return [('conductor', opts)]
