@@ -1,0 +1,465 @@
+"""SQLAlchemy implementation of ``consnap.db.api.Connection``."""
+
+import datetime
+import threading
+
+from oslo_db import api as oslo_db_api
+from oslo_db import exception as db_exc
+from oslo_db.sqlalchemy import enginefacade
+from oslo_db.sqlalchemy import utils as db_utils
+from oslo_log import log
+from oslo_utils import timeutils
+from oslo_utils import uuidutils
+import sqlalchemy as sa
+
+from consnap.common import constants
+from consnap.common import exception
+from consnap import conf
+from consnap.db import api
+from consnap.db.sqlalchemy import models
+
+CONF = conf.CONF
+LOG = log.getLogger(__name__)
+
+_CONTEXT = threading.local()
+
+SORT_KEYS = ('created_at', 'updated_at', 'name', 'status', 'id')
+
+
+def get_backend():
+    return Connection()
+
+
+def _session_for_read():
+    return enginefacade.reader.using(_CONTEXT)
+
+
+def _session_for_write():
+    return enginefacade.writer.using(_CONTEXT)
+
+
+def _retry(f):
+    return oslo_db_api.retry_on_deadlock(
+        oslo_db_api.wrap_db_retry(max_retries=5, retry_on_disconnect=True)(f))
+
+
+def _dt(value):
+    return value.isoformat() if isinstance(value, datetime.datetime) else value
+
+
+def _member_dict(member):
+    return {
+        'id': member.id, 'type': member.type,
+        'resource_id': member.resource_id, 'position': member.position,
+        'mountpoints': list(member.mountpoints or []),
+        'include_volumes': bool(member.include_volumes),
+        'status': member.status, 'consistency': member.consistency,
+        'consistency_reason': member.consistency_reason,
+        'image_id': member.image_id,
+        'volume_snapshot_ids': list(member.volume_snapshot_ids or []),
+        'group_snapshot_id': member.group_snapshot_id,
+        'frozen_at': _dt(member.frozen_at),
+        'captured_at': _dt(member.captured_at),
+        'thawed_at': _dt(member.thawed_at),
+        'freeze_window_ms': member.freeze_window_ms,
+        'error': member.error, 'details': dict(member.details or {}),
+    }
+
+
+def _snapshot_dict(snap, events=None):
+    result = {
+        'id': snap.id, 'name': snap.name, 'description': snap.description,
+        'metadata': dict(snap.extra_metadata or {}),
+        'project_id': snap.project_id, 'user_id': snap.user_id,
+        'status': snap.status, 'status_reason': snap.status_reason,
+        'fault': snap.fault, 'quiesce': dict(snap.quiesce or {}),
+        'hooks': list(snap.hooks or []), 'auth': dict(snap.auth or {}),
+        'idempotency_key': snap.idempotency_key,
+        'consistency': snap.consistency,
+        'timeline': dict(snap.timeline or {}),
+        'owner': snap.owner, 'owner_since': _dt(snap.owner_since),
+        'keep_artifacts': bool(snap.keep_artifacts),
+        'created_at': _dt(snap.created_at),
+        'updated_at': _dt(snap.updated_at),
+        'members': [_member_dict(m) for m in snap.members],
+    }
+    if events is not None:
+        result['events'] = [
+            {'at': _dt(e.at), 'event': e.event, 'member_id': e.member_id,
+             'detail': e.detail or {}} for e in events]
+    return result
+
+
+def _freeze_record_dict(rec):
+    return {'id': rec.id, 'snapshot_id': rec.snapshot_id,
+            'member_id': rec.member_id, 'driver': rec.driver,
+            'guest': dict(rec.guest or {}),
+            'mountpoints': list(rec.mountpoints or []), 'owner': rec.owner,
+            'state': rec.state, 'deadline': _dt(rec.deadline),
+            'frozen_at': _dt(rec.frozen_at),
+            'thawed_at': _dt(rec.thawed_at), 'thawed_by': rec.thawed_by}
+
+
+class Connection(api.Connection):
+
+    # -- snapshot requests ---------------------------------------------------
+    @_retry
+    def create_snapshot(self, values, members):
+        values = dict(values)
+        key = values.get('idempotency_key')
+        project_id = values['project_id']
+        if key:
+            existing = self._get_by_idempotency_key(project_id, key)
+            if existing is not None:
+                existing['_existing'] = True
+                return existing
+        now = timeutils.utcnow()
+        snap_id = values.pop('id', None) or uuidutils.generate_uuid()
+        try:
+            with _session_for_write() as session:
+                in_flight = session.execute(
+                    sa.select(sa.func.count(models.Snapshot.id)).where(
+                        models.Snapshot.project_id == project_id,
+                        models.Snapshot.status.in_(
+                            constants.IN_FLIGHT_STATUSES))).scalar()
+                limit = CONF.conductor.max_in_flight_per_project
+                if in_flight >= limit:
+                    raise exception.QuotaExceeded(
+                        project=project_id, count=in_flight, limit=limit)
+                snap = models.Snapshot(
+                    id=snap_id, name=values.get('name'),
+                    description=values.get('description'),
+                    extra_metadata=values.get('metadata') or {},
+                    project_id=project_id, user_id=values.get('user_id'),
+                    status=constants.PENDING,
+                    quiesce=values.get('quiesce') or {},
+                    hooks=values.get('hooks') or [],
+                    auth=values.get('auth') or {},
+                    idempotency_key=key, timeline={},
+                    keep_artifacts=False, created_at=now)
+                session.add(snap)
+                for pos, member in enumerate(members):
+                    session.add(models.SnapshotMember(
+                        id=uuidutils.generate_uuid(), snapshot_id=snap_id,
+                        position=pos, type=member['type'],
+                        resource_id=member['resource_id'],
+                        mountpoints=list(member.get('mountpoints') or []),
+                        include_volumes=bool(member.get('include_volumes')),
+                        status=constants.PENDING, created_at=now))
+                session.flush()
+                for member in members:
+                    self._lock_resource(session, member['resource_id'],
+                                        snap_id, now)
+                session.add(models.SnapshotEvent(
+                    snapshot_id=snap_id, event=constants.EV_ACCEPTED,
+                    detail={'members': len(members)}, at=now))
+        except db_exc.DBDuplicateEntry as e:
+            if key and 'idempotency_key' in str(e.columns):
+                existing = self._get_by_idempotency_key(project_id, key)
+                if existing is not None:
+                    existing['_existing'] = True
+                    return existing
+            raise exception.Conflict(str(e))
+        return self.get_snapshot(snap_id)
+
+    def _lock_resource(self, session, resource_id, snap_id, now):
+        holder = session.execute(
+            sa.select(models.ResourceLock).where(
+                models.ResourceLock.resource_id == resource_id)
+        ).scalar_one_or_none()
+        if holder is not None:
+            raise exception.ServerBusy(server=resource_id,
+                                       snapshot=holder.snapshot_id)
+        session.add(models.ResourceLock(resource_id=resource_id,
+                                        snapshot_id=snap_id, created_at=now))
+        try:
+            session.flush()
+        except db_exc.DBDuplicateEntry:
+            raise exception.ServerBusy(server=resource_id, snapshot='?')
+
+    def _get_by_idempotency_key(self, project_id, key):
+        with _session_for_read() as session:
+            snap = session.execute(sa.select(models.Snapshot).where(
+                models.Snapshot.project_id == project_id,
+                models.Snapshot.idempotency_key == key)).scalar_one_or_none()
+            return _snapshot_dict(snap) if snap is not None else None
+
+    def get_snapshot(self, snapshot_id, project_id=None, with_events=False):
+        with _session_for_read() as session:
+            query = sa.select(models.Snapshot).where(
+                models.Snapshot.id == snapshot_id)
+            if project_id is not None:
+                query = query.where(models.Snapshot.project_id == project_id)
+            snap = session.execute(query).scalar_one_or_none()
+            if snap is None:
+                raise exception.SnapshotNotFound(snapshot=snapshot_id)
+            events = None
+            if with_events:
+                events = session.execute(
+                    sa.select(models.SnapshotEvent).where(
+                        models.SnapshotEvent.snapshot_id == snapshot_id
+                    ).order_by(models.SnapshotEvent.at,
+                               models.SnapshotEvent.id)).scalars().all()
+            return _snapshot_dict(snap, events)
+
+    def list_snapshots(self, project_id=None, filters=None, limit=None,
+                       marker=None, sort_key='created_at', sort_dir='desc'):
+        filters = filters or {}
+        if sort_key not in SORT_KEYS:
+            raise exception.InvalidParameterValue(
+                field='sort_key', reason='must be one of %s' %
+                ', '.join(SORT_KEYS))
+        if sort_dir not in ('asc', 'desc'):
+            raise exception.InvalidParameterValue(
+                field='sort_dir', reason='must be asc or desc')
+        with _session_for_read() as session:
+            query = sa.select(models.Snapshot)
+            if project_id is not None:
+                query = query.where(models.Snapshot.project_id == project_id)
+            if filters.get('status'):
+                statuses = filters['status']
+                if isinstance(statuses, str):
+                    statuses = [statuses]
+                query = query.where(models.Snapshot.status.in_(statuses))
+            if filters.get('name'):
+                query = query.where(models.Snapshot.name == filters['name'])
+            for ftype, key in ((constants.MEMBER_SERVER, 'server'),
+                               (constants.MEMBER_VOLUME, 'volume')):
+                if filters.get(key):
+                    query = query.where(models.Snapshot.id.in_(
+                        sa.select(models.SnapshotMember.snapshot_id).where(
+                            models.SnapshotMember.type == ftype,
+                            models.SnapshotMember.resource_id ==
+                            filters[key])))
+            marker_obj = None
+            if marker is not None:
+                marker_obj = session.execute(sa.select(models.Snapshot).where(
+                    models.Snapshot.id == marker)).scalar_one_or_none()
+                if marker_obj is None or (
+                        project_id is not None and
+                        marker_obj.project_id != project_id):
+                    raise exception.InvalidParameterValue(
+                        field='marker', reason='no snapshot %s' % marker)
+            query = db_utils.paginate_query(
+                query, models.Snapshot, limit,
+                [sort_key, 'id'] if sort_key != 'id' else ['id'],
+                marker=marker_obj, sort_dir=sort_dir)
+            return [_snapshot_dict(s)
+                    for s in session.execute(query).scalars().all()]
+
+    @_retry
+    def update_snapshot(self, snapshot_id, values, expected_status=None):
+        values = dict(values)
+        if 'metadata' in values:
+            values['extra_metadata'] = values.pop('metadata')
+        with _session_for_write() as session:
+            snap = session.execute(sa.select(models.Snapshot).where(
+                models.Snapshot.id == snapshot_id).with_for_update()
+            ).scalar_one_or_none()
+            if snap is None:
+                raise exception.SnapshotNotFound(snapshot=snapshot_id)
+            if expected_status is not None:
+                allowed = ([expected_status] if isinstance(
+                    expected_status, str) else list(expected_status))
+                if snap.status not in allowed:
+                    raise exception.InvalidState(
+                        snapshot=snapshot_id, status=snap.status,
+                        reason='expected %s' % ' or '.join(allowed))
+            timeline = values.pop('timeline', None)
+            if timeline:
+                merged = dict(snap.timeline or {})
+                merged.update(timeline)
+                snap.timeline = merged
+            for key, value in values.items():
+                setattr(snap, key, value)
+            snap.updated_at = timeutils.utcnow()
+            if snap.status not in constants.IN_FLIGHT_STATUSES:
+                session.execute(sa.delete(models.ResourceLock).where(
+                    models.ResourceLock.snapshot_id == snapshot_id))
+            session.flush()
+            return _snapshot_dict(snap)
+
+    @_retry
+    def update_member(self, member_id, values):
+        values = dict(values)
+        with _session_for_write() as session:
+            member = session.get(models.SnapshotMember, member_id)
+            if member is None:
+                raise exception.NotFound('member %s not found' % member_id)
+            details = values.pop('details', None)
+            if details:
+                merged = dict(member.details or {})
+                merged.update(details)
+                member.details = merged
+            for key, value in values.items():
+                setattr(member, key, value)
+            member.updated_at = timeutils.utcnow()
+            session.flush()
+            return _member_dict(member)
+
+    @_retry
+    def add_event(self, snapshot_id, event, member_id=None, detail=None,
+                  at=None):
+        with _session_for_write() as session:
+            session.add(models.SnapshotEvent(
+                snapshot_id=snapshot_id, member_id=member_id, event=event,
+                detail=detail or {}, at=at or timeutils.utcnow()))
+
+    @_retry
+    def destroy_snapshot(self, snapshot_id):
+        with _session_for_write() as session:
+            for model in (models.SnapshotEvent, models.ResourceLock,
+                          models.FreezeRecord, models.SnapshotMember):
+                session.execute(sa.delete(model).where(
+                    model.snapshot_id == snapshot_id))
+            count = session.execute(sa.delete(models.Snapshot).where(
+                models.Snapshot.id == snapshot_id)).rowcount
+            if not count:
+                raise exception.SnapshotNotFound(snapshot=snapshot_id)
+
+    # -- ownership ----------------------------------------------------------
+    def _dead_cutoff(self):
+        return timeutils.utcnow() - datetime.timedelta(
+            seconds=CONF.conductor.heartbeat_timeout)
+
+    def _alive_hosts(self, session):
+        return set(session.execute(sa.select(models.Conductor.hostname).where(
+            models.Conductor.online.is_(True),
+            models.Conductor.heartbeat_at >= self._dead_cutoff())
+        ).scalars().all())
+
+    @_retry
+    def claim_snapshot(self, snapshot_id, owner, from_statuses):
+        with _session_for_write() as session:
+            snap = session.execute(sa.select(models.Snapshot).where(
+                models.Snapshot.id == snapshot_id).with_for_update()
+            ).scalar_one_or_none()
+            if snap is None or snap.status not in from_statuses:
+                return False
+            if snap.owner and snap.owner != owner:
+                if snap.owner in self._alive_hosts(session):
+                    return False
+            previous = snap.owner
+            snap.owner = owner
+            snap.owner_since = timeutils.utcnow()
+            session.add(models.SnapshotEvent(
+                snapshot_id=snapshot_id, event=constants.EV_CLAIMED,
+                detail={'owner': owner, 'previous_owner': previous},
+                at=timeutils.utcnow()))
+            return True
+
+    def list_orphaned_pending(self, grace_seconds):
+        """Pending requests older than the grace, owned by nobody alive."""
+        cutoff = timeutils.utcnow() - datetime.timedelta(
+            seconds=grace_seconds)
+        with _session_for_read() as session:
+            alive = self._alive_hosts(session)
+            rows = session.execute(sa.select(
+                models.Snapshot.id, models.Snapshot.owner,
+                models.Snapshot.status).where(
+                models.Snapshot.status.in_(
+                    constants.IN_FLIGHT_STATUSES + (constants.DELETING,)),
+                models.Snapshot.created_at <= cutoff)).all()
+            return [{'id': r.id, 'status': r.status, 'owner': r.owner}
+                    for r in rows if not r.owner or r.owner not in alive]
+
+    # -- conductors -----------------------------------------------------------
+    @_retry
+    def register_conductor(self, hostname):
+        now = timeutils.utcnow()
+        with _session_for_write() as session:
+            row = session.get(models.Conductor, hostname)
+            if row is None:
+                session.add(models.Conductor(hostname=hostname,
+                                             started_at=now,
+                                             heartbeat_at=now, online=True))
+            else:
+                row.started_at = now
+                row.heartbeat_at = now
+                row.online = True
+
+    @_retry
+    def touch_conductor(self, hostname):
+        with _session_for_write() as session:
+            row = session.get(models.Conductor, hostname)
+            if row is None:
+                now = timeutils.utcnow()
+                session.add(models.Conductor(hostname=hostname,
+                                             started_at=now,
+                                             heartbeat_at=now, online=True))
+            else:
+                row.heartbeat_at = timeutils.utcnow()
+                row.online = True
+
+    @_retry
+    def unregister_conductor(self, hostname):
+        with _session_for_write() as session:
+            row = session.get(models.Conductor, hostname)
+            if row is not None:
+                row.online = False
+
+    def is_conductor_alive(self, hostname):
+        with _session_for_read() as session:
+            return hostname in self._alive_hosts(session)
+
+    # -- freeze records (crash sweeper) ---------------------------------------
+    @_retry
+    def create_freeze_record(self, snapshot_id, member_id, driver, guest,
+                             mountpoints, owner, deadline):
+        with _session_for_write() as session:
+            rec = models.FreezeRecord(
+                snapshot_id=snapshot_id, member_id=member_id, driver=driver,
+                guest=guest, mountpoints=list(mountpoints or []),
+                owner=owner, state='freezing',
+                deadline=timeutils.normalize_time(deadline),
+                created_at=timeutils.utcnow())
+            session.add(rec)
+            session.flush()
+            return rec.id
+
+    @_retry
+    def update_freeze_record(self, record_id, values):
+        with _session_for_write() as session:
+            rec = session.get(models.FreezeRecord, record_id)
+            if rec is None:
+                return None
+            for key, value in values.items():
+                setattr(rec, key, value)
+            session.flush()
+            return _freeze_record_dict(rec)
+
+    def get_active_freeze_records(self, snapshot_id=None, member_id=None):
+        with _session_for_read() as session:
+            query = sa.select(models.FreezeRecord).where(
+                models.FreezeRecord.state.in_(('freezing', 'frozen')))
+            if snapshot_id:
+                query = query.where(
+                    models.FreezeRecord.snapshot_id == snapshot_id)
+            if member_id:
+                query = query.where(
+                    models.FreezeRecord.member_id == member_id)
+            return [_freeze_record_dict(r)
+                    for r in session.execute(query).scalars().all()]
+
+    def list_stale_freeze_records(self):
+        """Freezes past their deadline whose owner is gone or late."""
+        now = timeutils.utcnow()
+        with _session_for_read() as session:
+            alive = self._alive_hosts(session)
+            rows = session.execute(sa.select(models.FreezeRecord).where(
+                models.FreezeRecord.state.in_(('freezing', 'frozen')),
+                models.FreezeRecord.deadline <= now)).scalars().all()
+            late = now - datetime.timedelta(
+                seconds=CONF.conductor.heartbeat_timeout)
+            return [_freeze_record_dict(r) for r in rows
+                    if r.owner not in alive or r.deadline <= late]
+
+    def list_freeze_records_of_dead_owners(self):
+        """Active freezes whose owner is gone, whatever their deadline."""
+        with _session_for_read() as session:
+            alive = self._alive_hosts(session)
+            rows = session.execute(sa.select(models.FreezeRecord).where(
+                models.FreezeRecord.state.in_(('freezing', 'frozen')))
+            ).scalars().all()
+            return [_freeze_record_dict(r) for r in rows
+                    if r.owner not in alive]
