@@ -1,0 +1,89 @@
+"""oslo.messaging plumbing: transport, client, server, context serializer."""
+
+from oslo_log import log
+import oslo_messaging as messaging
+
+from consnap.common import context as consnap_context
+from consnap import conf
+
+CONF = conf.CONF
+LOG = log.getLogger(__name__)
+
+TRANSPORT = None
+NOTIFICATION_TRANSPORT = None
+NOTIFIER = None
+
+# The manager serving RPC in-process when [DEFAULT]rpc_transport = none.
+GLOBAL_MANAGER = None
+
+
+def init(conf_obj=None):
+    global TRANSPORT, NOTIFICATION_TRANSPORT, NOTIFIER
+    conf_obj = conf_obj or CONF
+    if conf_obj.rpc_transport == 'none':
+        return
+    if TRANSPORT is None:
+        TRANSPORT = messaging.get_rpc_transport(conf_obj)
+    if NOTIFICATION_TRANSPORT is None:
+        NOTIFICATION_TRANSPORT = messaging.get_notification_transport(
+            conf_obj)
+        NOTIFIER = messaging.Notifier(
+            NOTIFICATION_TRANSPORT, serializer=RequestContextSerializer(
+                messaging.serializer.JsonPayloadSerializer()),
+            publisher_id='consnap')
+
+
+def cleanup():
+    global TRANSPORT, NOTIFICATION_TRANSPORT, NOTIFIER
+    for transport in (TRANSPORT, NOTIFICATION_TRANSPORT):
+        if transport is not None:
+            transport.cleanup()
+    TRANSPORT = NOTIFICATION_TRANSPORT = NOTIFIER = None
+
+
+class RequestContextSerializer(messaging.Serializer):
+
+    def __init__(self, base=None):
+        self._base = base
+
+    def serialize_entity(self, context, entity):
+        if not self._base:
+            return entity
+        return self._base.serialize_entity(context, entity)
+
+    def deserialize_entity(self, context, entity):
+        if not self._base:
+            return entity
+        return self._base.deserialize_entity(context, entity)
+
+    def serialize_context(self, context):
+        return context.to_dict()
+
+    def deserialize_context(self, context):
+        return consnap_context.RequestContext.from_dict(context)
+
+
+def get_client(target, version_cap=None):
+    assert TRANSPORT is not None, 'rpc.init() was not called'
+    return messaging.get_rpc_client(
+        TRANSPORT, target, version_cap=version_cap,
+        serializer=RequestContextSerializer())
+
+
+def get_server(target, endpoints):
+    assert TRANSPORT is not None, 'rpc.init() was not called'
+    return messaging.get_rpc_server(
+        TRANSPORT, target, endpoints, executor='threading',
+        serializer=RequestContextSerializer(),
+        access_policy=messaging.rpc.dispatcher.DefaultRPCAccessPolicy)
+
+
+def notify(context, event_type, payload, priority='info'):
+    """Emit a versioned-ish notification (``consnap.snapshot.<event>``)."""
+    if NOTIFIER is None:
+        return
+    try:
+        getattr(NOTIFIER.prepare(), priority)(context, event_type, payload)
+    except Exception:  # noqa: notifications never break the work
+        LOG.warning('Could not send notification %s', event_type,
+                    exc_info=True)
