@@ -214,3 +214,32 @@ class Cancelled(ConsnapException):
     _msg_fmt = 'Snapshot request %(snapshot)s was cancelled.'
     code = 409
     safe = True
+
+
+# --- Freeze drivers and hooks (owner: freeze drivers; added for issue 3) ---
+class GuestAgentError(GuestError):
+    """The agent answered a command with an error not covered below."""
+
+    _msg_fmt = 'Guest agent of %(guest)s failed %(command)s: %(reason)s'
+
+
+class GuestAgentFrozen(GuestAgentRefused):
+    """The agent refuses the command because the guest is frozen."""
+
+    _msg_fmt = ('Guest agent of %(guest)s refused %(command)s: the guest is '
+                'frozen')
+
+
+class GuestAgentCommandDisabled(GuestAgentRefused):
+    """The agent has the command blocked (``qemu-ga -b``) or lacks it."""
+
+    _msg_fmt = ('Guest agent of %(guest)s does not allow %(command)s: '
+                '%(reason)s')
+
+
+class GuestHostKeyRejected(GuestAgentUnreachable):
+    _msg_fmt = ('Host key of %(guest)s was rejected: %(reason)s')
+
+
+class GuestCredentialsUnavailable(GuestAgentUnreachable):
+    _msg_fmt = ('No usable credentials to log in to %(guest)s: %(reason)s')

@@ -1,6 +1,38 @@
 from oslo_config import cfg
 
 opts = [
+    cfg.StrOpt('user', default='root',
+               help='Login user on guests (driver_info["user"] overrides).'),
+    cfg.PortOpt('port', default=22,
+                help='SSH port of guests (driver_info["port"] overrides).'),
+    cfg.StrOpt('known_hosts_file', default='/etc/consnap/ssh_known_hosts',
+               help='known_hosts file holding the host keys of guests.  '
+                    'Unknown or mismatching host keys are rejected.'),
+    cfg.StrOpt('private_key_file',
+               help='Operator-configured private key used to log in to '
+                    'guests whose request carries no key reference.'),
+    cfg.StrOpt('private_key_passphrase', secret=True,
+               help='Passphrase of private_key_file, if any.'),
+    cfg.BoolOpt('allow_key_ref', default=True,
+                help='Accept driver_info["key_ref"], a castellan (Barbican) '
+                     'secret reference holding the private key (needs '
+                     'castellan installed and configured).'),
+    cfg.FloatOpt('connect_timeout', default=10.0, min=0.1,
+                 help='TCP connect + SSH handshake + auth timeout, seconds.'),
+    cfg.FloatOpt('command_timeout', default=20.0, min=0.1,
+                 help='Timeout of status/thaw remote commands, seconds.'),
+    cfg.FloatOpt('freeze_timeout', default=20.0, min=0.1,
+                 help='How long the guard may take to freeze, seconds; also '
+                      'bounded by the freeze deadline.'),
+    cfg.ListOpt('command_prefix', default=[],
+                help='Prefix of every remote command, e.g. "sudo,-n" when '
+                     'the login user is not root.'),
+    cfg.StrOpt('guest_state_dir', default='/run/consnap',
+               help='Directory in the guest where the guard records what it '
+                    'froze, so that a fresh conductor can thaw it.'),
+    cfg.IntOpt('keepalive_interval', default=2, min=0,
+               help='SSH keepalive interval of the connection holding a '
+                    'freeze, seconds (0 disables).'),
 ]
 
 
