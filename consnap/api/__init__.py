@@ -1,0 +1,1 @@
+"""consnap REST API (Pecan, JSON, microversions; Ironic layout)."""
