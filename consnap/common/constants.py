@@ -9,12 +9,13 @@ THAWING = 'thawing'
 UPLOADING = 'uploading'        # thawed; waiting for images/snapshots usable
 AVAILABLE = 'available'
 ERROR = 'error'
+CANCELLED = 'cancelled'
 CANCELLING = 'cancelling'
 DELETING = 'deleting'
 
 IN_FLIGHT_STATUSES = (PENDING, PREFLIGHT, QUIESCING, SNAPSHOTTING, THAWING,
                       UPLOADING, CANCELLING)
-FINISHED_STATUSES = (AVAILABLE, ERROR)
+FINISHED_STATUSES = (AVAILABLE, ERROR, CANCELLED)
 ALL_STATUSES = IN_FLIGHT_STATUSES + FINISHED_STATUSES + (DELETING,)
 
 # Member types and consistency levels --------------------------------------
@@ -42,6 +43,7 @@ EV_THAWED = 'thawed'
 EV_USABLE = 'usable'
 EV_AVAILABLE = 'available'
 EV_ERROR = 'error'
+CANCELLED = 'cancelled'
 EV_REVERT = 'revert'
 EV_WATCHDOG_THAW = 'watchdog-thaw'
 EV_SWEEPER_THAW = 'sweeper-thaw'

@@ -50,7 +50,8 @@ class ConductorAPI(object):
     def _prepare(self, version):
         if self._local:
             return _LocalCast(version)
-        return self.client.prepare(version=version)
+        return self.client.prepare(version=version,
+                                   retry=CONF.conductor.rpc_cast_retries)
 
     def _cast(self, context, method, version='1.0', **kwargs):
         try:

@@ -11,12 +11,13 @@ from consnap.conf import hooks
 from consnap.conf import qga
 from consnap.conf import services
 from consnap.conf import ssh
+from consnap.conf import targets
 from consnap.conf import taskflow
 
 CONF = cfg.CONF
 
 _MODULES = (default, api, conductor, database, freeze, hooks, qga, services,
-            ssh, taskflow)
+            ssh, targets, taskflow)
 
 for _module in _MODULES:
     _module.register_opts(CONF)

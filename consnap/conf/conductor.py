@@ -17,6 +17,9 @@ opts = [
                     'picked up by a conductor periodic task.'),
     cfg.IntOpt('sweeper_interval', default=5, min=1,
                help='Seconds between sweeps for guests left frozen.'),
+    cfg.IntOpt('rpc_cast_retries', default=2, min=0,
+               help='Reconnection attempts of a cast before the API gives '
+                    'up and leaves the request to the pending recovery.'),
     cfg.IntOpt('max_in_flight_per_project', default=10, min=1,
                help='Snapshot requests one project may have in flight.'),
 ]

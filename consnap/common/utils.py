@@ -1,0 +1,20 @@
+"""Small helpers without a better home."""
+
+import os
+import socket
+
+from consnap import conf
+
+CONF = conf.CONF
+
+
+def conductor_id():
+    """This conductor's identity: host name plus process id.
+
+    A restarted conductor is a new owner, so the work of the dead process
+    is recovered by whoever sees it first (including the restarted one).
+    """
+    host = CONF.host
+    if not host or host == 'localhost':
+        host = socket.gethostname()
+    return '%s-%d' % (host, os.getpid())

@@ -1,0 +1,222 @@
+"""Conductor RPC endpoints: thin, they hand the work to a thread pool.
+
+Ownership of a request is a row lock in the database (``claim_snapshot``):
+whichever conductor receives the cast (or finds a lost one with its periodic
+task) claims it and runs its flow; several conductors share the work.
+"""
+
+import futurist
+from futurist import periodics
+from oslo_log import log
+import oslo_messaging as messaging
+
+from consnap.common import constants
+from consnap.common import context as consnap_context
+from consnap.common import exception
+from consnap.common import utils
+from consnap import conf
+from consnap.db import api as dbapi
+from consnap.drivers import loader
+from consnap.worker import engine
+from consnap.worker import freezer
+from consnap.worker.flows import snapshot_flows
+from consnap.worker.tasks import base as task_base
+
+CONF = conf.CONF
+LOG = log.getLogger(__name__)
+
+RPC_API_VERSION = '1.0'
+
+
+class ConductorManager(object):
+
+    target = messaging.Target(version=RPC_API_VERSION)
+
+    def __init__(self, host=None):
+        self.host = host or utils.conductor_id()
+        self.db = dbapi.get_instance()
+        self._executor = None
+        self._periodic = None
+        self._periodic_executor = None
+
+    # -- lifecycle ------------------------------------------------------------
+    def init_host(self, start_periodics=True):
+        self.db.register_conductor(self.host)
+        self._executor = futurist.ThreadPoolExecutor(
+            max_workers=CONF.conductor.max_concurrent_flows)
+        if start_periodics:
+            self._periodic = periodics.PeriodicWorker(
+                self._periodic_callables(),
+                executor_factory=lambda: futurist.ThreadPoolExecutor(
+                    max_workers=3))
+            self._periodic_executor = futurist.ThreadPoolExecutor(
+                max_workers=1)
+            self._periodic_executor.submit(self._periodic.start,
+                                           allow_empty=True)
+        LOG.info('Conductor %s started', self.host)
+
+    def del_host(self, wait=False):
+        if self._periodic is not None:
+            self._periodic.stop()
+            self._periodic.wait()
+            self._periodic_executor.shutdown(wait=True)
+            self._periodic = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=wait)
+        self.db.unregister_conductor(self.host)
+        LOG.info('Conductor %s stopped', self.host)
+
+    # -- RPC endpoints ----------------------------------------------------------
+    @messaging.expected_exceptions(exception.ConsnapException)
+    def create_snapshot(self, context, snapshot_id):
+        self._start(snapshot_id, (constants.PENDING,))
+
+    @messaging.expected_exceptions(exception.ConsnapException)
+    def cancel_snapshot(self, context, snapshot_id):
+        task_base.cancel_event(snapshot_id).set()
+        self._recover_one({'id': snapshot_id,
+                           'status': constants.CANCELLING}, only_unowned=True)
+
+    @messaging.expected_exceptions(exception.ConsnapException)
+    def delete_snapshot(self, context, snapshot_id, keep_artifacts=False):
+        if self.db.claim_snapshot(snapshot_id, self.host,
+                                  (constants.DELETING,)):
+            self._submit(self._run_delete, snapshot_id)
+
+    # -- work -------------------------------------------------------------------
+    def _submit(self, fn, *args):
+        try:
+            return self._executor.submit(fn, *args)
+        except RuntimeError:
+            LOG.warning('Conductor %s is shutting down; %s left for '
+                        'another conductor', self.host, args)
+
+    def _start(self, snapshot_id, from_statuses):
+        if self.db.claim_snapshot(snapshot_id, self.host, from_statuses):
+            return self._submit(self._run_create, snapshot_id)
+
+    def _run_create(self, snapshot_id):
+        try:
+            snap = self.db.get_snapshot(snapshot_id)
+            flow = snapshot_flows.get_create_snapshot_flow(
+                len(snap['members']))
+            engine.run_flow(flow, store={constants.SNAPSHOT_ID: snapshot_id})
+        except Exception as e:
+            # The flow has reverted and recorded the failure already.
+            LOG.info('Snapshot %s ended in failure: %s', snapshot_id, e)
+        finally:
+            task_base.forget_cancel_event(snapshot_id)
+
+    def _delete_artifacts(self, snap):
+        ctx = consnap_context.RequestContext(
+            user_id=snap['auth'].get('user_id'),
+            project_id=snap['auth'].get('project_id'),
+            roles=snap['auth'].get('roles') or [], overwrite=False)
+        for member in snap['members']:
+            handle = (member.get('details') or {}).get('handle')
+            if not handle:
+                continue
+            driver_name = (CONF.targets.server_driver
+                           if member['type'] == constants.MEMBER_SERVER
+                           else CONF.targets.volume_driver)
+            loader.get_target_driver(driver_name).delete(ctx, handle)
+            self.db.add_event(snap['id'], constants.EV_DELETED_ARTIFACT,
+                              member_id=member['id'], detail=handle)
+
+    def _run_delete(self, snapshot_id):
+        try:
+            snap = self.db.get_snapshot(snapshot_id)
+            if not snap['keep_artifacts']:
+                self._delete_artifacts(snap)
+            self.db.destroy_snapshot(snapshot_id)
+            LOG.info('Snapshot %s deleted', snapshot_id)
+        except Exception as e:
+            LOG.exception('Deleting snapshot %s failed', snapshot_id)
+            try:
+                self.db.update_snapshot(snapshot_id, {
+                    'status': constants.ERROR,
+                    'status_reason': 'Delete failed: %s' % e,
+                    'fault': {'type': type(e).__name__,
+                              'message': 'Delete failed: %s' % e}})
+            except exception.SnapshotNotFound:
+                pass
+
+    def _run_recover(self, snapshot_id, reason):
+        """A request whose conductor died mid-flow: thaw, clean, error."""
+        try:
+            freezer.thaw_snapshot(snapshot_id, thawed_by='sweeper')
+            snap = self.db.get_snapshot(snapshot_id)
+            cancelled = snap['status'] == constants.CANCELLING
+            try:
+                self._delete_artifacts(snap)
+            except Exception as e:
+                LOG.error('Cleaning up after %s failed: %s', snapshot_id, e)
+            status = constants.CANCELLED if cancelled else constants.ERROR
+            message = ('Cancelled by the user.' if cancelled else reason)
+            for member in snap['members']:
+                self.db.update_member(member['id'], {'status': status})
+            self.db.update_snapshot(snapshot_id, {
+                'status': status, 'status_reason': message,
+                'fault': {'type': 'Cancelled' if cancelled
+                          else 'ConductorLost', 'message': message}})
+            self.db.add_event(snapshot_id, status,
+                              detail={'message': message})
+        except Exception:
+            LOG.exception('Recovery of snapshot %s failed', snapshot_id)
+
+    def _recover_one(self, row, only_unowned=False):
+        sid, status = row['id'], row['status']
+        if status == constants.PENDING:
+            return self._start(sid, (constants.PENDING,))
+        if status == constants.DELETING:
+            if self.db.claim_snapshot(sid, self.host, (constants.DELETING,)):
+                return self._submit(self._run_delete, sid)
+            return None
+        if only_unowned:
+            snap = self.db.get_snapshot(sid)
+            if snap['owner'] and self.db.is_conductor_alive(snap['owner']):
+                return None
+        if self.db.claim_snapshot(sid, self.host,
+                                  constants.IN_FLIGHT_STATUSES):
+            return self._submit(
+                self._run_recover, sid,
+                'The conductor running this request stopped; the guests '
+                'were thawed and partial results deleted.')
+
+    # -- periodic tasks ---------------------------------------------------------
+    def _periodic_callables(self):
+        group = CONF.conductor
+
+        def wrap(fn, spacing):
+            def _call():
+                try:
+                    fn()
+                except Exception:
+                    LOG.exception('Periodic task %s failed', fn.__name__)
+            _call.__name__ = fn.__name__
+            return (periodics.periodic(spacing=spacing,
+                                       run_immediately=True)(_call), (), {})
+
+        return [wrap(self._heartbeat, group.heartbeat_interval),
+                wrap(self._recover_orphans, group.pending_recovery_interval),
+                wrap(self._sweep_frozen, group.sweeper_interval)]
+
+    def _heartbeat(self):
+        self.db.touch_conductor(self.host)
+
+    def _recover_orphans(self):
+        """Pick up requests whose cast was lost or whose owner died."""
+        for row in self.db.list_orphaned_pending(
+                CONF.conductor.pending_grace_seconds):
+            LOG.info('Recovering snapshot %s (%s, owner %s)', row['id'],
+                     row['status'], row['owner'])
+            self._recover_one(row)
+
+    def _sweep_frozen(self):
+        """Thaw guests left frozen past their deadline by a dead owner."""
+        for record in self.db.list_stale_freeze_records():
+            LOG.warning('Sweeper thawing member %s of snapshot %s (owner '
+                        '%s, deadline %s)', record['member_id'],
+                        record['snapshot_id'], record['owner'],
+                        record['deadline'])
+            freezer.thaw_record(record, 'sweeper')

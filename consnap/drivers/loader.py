@@ -1,0 +1,49 @@
+"""Load drivers by stevedore name (or ``module:Class`` path) and cache them."""
+
+import threading
+
+from oslo_utils import importutils
+from stevedore import driver as stevedore_driver
+
+from consnap.common import exception
+
+FREEZE_NAMESPACE = 'consnap.freeze_drivers'
+TARGET_NAMESPACE = 'consnap.target_drivers'
+HOOK_NAMESPACE = 'consnap.hooks'
+
+_CACHE = {}
+_LOCK = threading.Lock()
+
+
+def get_driver(namespace, name, conf=None):
+    """A process-wide instance of driver ``name`` of ``namespace``."""
+    key = (namespace, name)
+    with _LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        try:
+            if ':' in name:
+                module, _sep, cls = name.partition(':')
+                obj = importutils.import_class(module + '.' + cls)(conf)
+            else:
+                obj = stevedore_driver.DriverManager(
+                    namespace, name, invoke_on_load=True,
+                    invoke_args=(conf,)).driver
+        except Exception as e:
+            raise exception.DriverNotFound(name=name, namespace=namespace,
+                                           reason=str(e))
+        _CACHE[key] = obj
+        return obj
+
+
+def get_freeze_driver(name, conf=None):
+    return get_driver(FREEZE_NAMESPACE, name, conf)
+
+
+def get_target_driver(name, conf=None):
+    return get_driver(TARGET_NAMESPACE, name, conf)
+
+
+def reset():
+    with _LOCK:
+        _CACHE.clear()

@@ -1,0 +1,126 @@
+"""Freeze and thaw members, recording every freeze before it happens.
+
+A freeze record is written (state ``freezing``) before the driver is asked
+to freeze, so that a conductor that dies at any moment leaves behind enough
+for the sweeper of another conductor to thaw the guest.  Thaw is idempotent
+and is called from the flow, from reverts, from the watchdog and from the
+sweeper; every path goes through ``thaw_records``.
+"""
+
+import datetime
+import threading
+import time
+
+from oslo_log import log
+from oslo_utils import timeutils
+
+from consnap.common import constants
+from consnap import conf
+from consnap.db import api as dbapi
+from consnap.drivers.freeze import base as freeze_base
+from consnap.drivers import loader
+
+CONF = conf.CONF
+LOG = log.getLogger(__name__)
+
+# One lock per freeze record: the flow, a revert and the watchdog may try to
+# thaw the same guest at once; the driver thaw is idempotent, this only keeps
+# the bookkeeping tidy.
+_THAW_LOCKS = {}
+_THAW_LOCKS_GUARD = threading.Lock()
+
+
+def _utc(epoch):
+    return datetime.datetime.fromtimestamp(
+        epoch, datetime.timezone.utc).replace(tzinfo=None)
+
+
+def freeze_member(snapshot_id, member, deadline, owner):
+    """Freeze one planned member; returns the freeze result dict."""
+    db = dbapi.get_instance()
+    driver = loader.get_freeze_driver(member['freeze_driver'])
+    record_id = db.create_freeze_record(
+        snapshot_id, member['id'], member['freeze_driver'], member['guest'],
+        member['mountpoints'], owner, _utc(deadline))
+    result = driver.freeze(member['guest'], member['mountpoints'], deadline)
+    frozen_at = result.get('frozen_at') or time.time()
+    db.update_freeze_record(record_id, {'state': 'frozen',
+                                        'frozen_at': _utc(frozen_at)})
+    db.update_member(member['id'], {'frozen_at': _utc(frozen_at),
+                                    'status': 'frozen'})
+    db.add_event(snapshot_id, constants.EV_FROZEN, member_id=member['id'],
+                 detail={'mountpoints': result.get('frozen', []),
+                         'resource_id': member['resource_id']},
+                 at=_utc(frozen_at))
+    return {'member_id': member['id'], 'record_id': record_id,
+            'frozen': result.get('frozen', []), 'frozen_at': frozen_at}
+
+
+def _lock_for(record_id):
+    with _THAW_LOCKS_GUARD:
+        return _THAW_LOCKS.setdefault(record_id, threading.Lock())
+
+
+def thaw_record(record, thawed_by):
+    """Thaw one freeze record; None when known thawed, else the reason."""
+    db = dbapi.get_instance()
+    with _lock_for(record['id']):
+        current = db.update_freeze_record(record['id'], {})
+        if current is not None and current['state'] == 'thawed':
+            return None
+        try:
+            driver = loader.get_freeze_driver(record['driver'])
+            result = driver.thaw(record['guest'], record['mountpoints'])
+        except Exception as e:
+            LOG.error('Thaw of member %s of snapshot %s failed: %s',
+                      record['member_id'], record['snapshot_id'], e)
+            db.add_event(record['snapshot_id'], 'thaw-failed',
+                         member_id=record['member_id'],
+                         detail={'by': thawed_by, 'reason': str(e)})
+            return str(e)
+        thawed_at = result.get('thawed_at') or time.time()
+        db.update_freeze_record(record['id'], {
+            'state': 'thawed', 'thawed_at': _utc(thawed_at),
+            'thawed_by': thawed_by})
+        values = {'thawed_at': _utc(thawed_at)}
+        if record.get('frozen_at'):
+            frozen_at = timeutils.parse_isotime(record['frozen_at'])
+            frozen_epoch = frozen_at.replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+            values['freeze_window_ms'] = round(
+                (thawed_at - frozen_epoch) * 1000.0, 3)
+        db.update_member(record['member_id'], values)
+        event = {'watchdog': constants.EV_WATCHDOG_THAW,
+                 'sweeper': constants.EV_SWEEPER_THAW}.get(
+            thawed_by, constants.EV_THAWED)
+        detail = {'by': thawed_by}
+        if 'freeze_window_ms' in values:
+            detail['freeze_window_ms'] = values['freeze_window_ms']
+        if result.get('frozen_seconds') is not None:
+            detail['guest_frozen_seconds'] = result['frozen_seconds']
+        db.add_event(record['snapshot_id'], event,
+                     member_id=record['member_id'], detail=detail,
+                     at=_utc(thawed_at))
+        return None
+
+
+def thaw_snapshot(snapshot_id, thawed_by='flow'):
+    """Thaw every guest of a request still frozen, in reverse freeze order.
+
+    Returns the reasons of the thaws that failed (empty: all thawed).
+    """
+    db = dbapi.get_instance()
+    records = db.get_active_freeze_records(snapshot_id=snapshot_id)
+    failures = []
+    for record in sorted(records, key=lambda r: r['id'], reverse=True):
+        reason = thaw_record(record, thawed_by)
+        if reason:
+            failures.append(reason)
+    return failures
+
+
+def driver_freezes(name):
+    try:
+        return loader.get_freeze_driver(name).freezes
+    except Exception:
+        return name != freeze_base.NoopFreezeDriver.name

@@ -1,0 +1,88 @@
+"""Helpers shared by consnap's TaskFlow tasks."""
+
+import threading
+import time
+
+from oslo_log import log
+from taskflow import task
+
+from consnap.common import constants
+from consnap.common import context as consnap_context
+from consnap.common import exception
+from consnap import conf
+from consnap.db import api as dbapi
+
+CONF = conf.CONF
+LOG = log.getLogger(__name__)
+
+# Cancellation signals of flows running in this process (set by the
+# conductor's cancel_snapshot); the DB status is the cross-process truth.
+_CANCEL_EVENTS = {}
+_CANCEL_LOCK = threading.Lock()
+
+ACTIVE_STATUSES = tuple(s for s in constants.IN_FLIGHT_STATUSES
+                        if s != constants.CANCELLING)
+
+
+def cancel_event(snapshot_id):
+    with _CANCEL_LOCK:
+        return _CANCEL_EVENTS.setdefault(snapshot_id, threading.Event())
+
+
+def forget_cancel_event(snapshot_id):
+    with _CANCEL_LOCK:
+        _CANCEL_EVENTS.pop(snapshot_id, None)
+
+
+class ConsnapTask(task.Task):
+    """A task with DB access, status changes and cancellation checks."""
+
+    default_provides = None
+
+    @property
+    def db(self):
+        return dbapi.get_instance()
+
+    def check_cancelled(self, snapshot_id):
+        if cancel_event(snapshot_id).is_set():
+            raise exception.Cancelled(snapshot=snapshot_id)
+        snap = self.db.get_snapshot(snapshot_id)
+        if snap['status'] == constants.CANCELLING:
+            cancel_event(snapshot_id).set()
+            raise exception.Cancelled(snapshot=snapshot_id)
+        return snap
+
+    def set_status(self, snapshot_id, status, **values):
+        values['status'] = status
+        try:
+            return self.db.update_snapshot(snapshot_id, values,
+                                           expected_status=ACTIVE_STATUSES)
+        except exception.InvalidState:
+            snap = self.db.get_snapshot(snapshot_id)
+            if snap['status'] == constants.CANCELLING:
+                raise exception.Cancelled(snapshot=snapshot_id)
+            raise
+
+    def user_context(self, snapshot_id):
+        auth = self.db.get_snapshot(snapshot_id).get('auth') or {}
+        return consnap_context.RequestContext(
+            user_id=auth.get('user_id'), project_id=auth.get('project_id'),
+            roles=auth.get('roles') or [], auth_token=auth.get('token'),
+            overwrite=False)
+
+    def wait_until(self, snapshot_id, check, timeout, interval, what):
+        """Poll ``check()`` (returns True when done) until ``timeout``.
+
+        Bounded by ``timeout``; wakes early on cancellation.
+        """
+        deadline = time.monotonic() + timeout
+        event = cancel_event(snapshot_id)
+        while True:
+            if check():
+                return
+            if event.is_set():
+                raise exception.Cancelled(snapshot=snapshot_id)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise what
+            event.wait(min(interval, remaining))

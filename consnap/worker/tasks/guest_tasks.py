@@ -1,0 +1,132 @@
+"""Freeze and thaw the guests of a request, with the watchdog armed."""
+
+import time
+
+from oslo_log import log
+from oslo_utils import timeutils
+
+from consnap.common import constants
+from consnap.common import exception
+from consnap.common import utils
+from consnap import conf
+from consnap.worker import freezer
+from consnap.worker.tasks import base
+from consnap.worker import watchdog
+
+CONF = conf.CONF
+LOG = log.getLogger(__name__)
+
+
+def frozen_members(plan):
+    return [m for m in sorted(plan['members'], key=lambda m: m['position'])
+            if m['freeze_driver'] != 'none']
+
+
+class FreezeGuests(base.ConsnapTask):
+    """Freeze every member in a stable order; revert thaws them all.
+
+    The revert thaws even when ``execute`` failed half way: a freeze that
+    timed out may still have frozen the guest, and thaw is idempotent.
+    """
+
+    default_provides = 'freeze'
+
+    def execute(self, snapshot_id, plan):
+        self.check_cancelled(snapshot_id)
+        self.set_status(snapshot_id, constants.QUIESCING)
+        members = frozen_members(plan)
+        deadline = (time.time() + plan['max_freeze_seconds'] -
+                    CONF.freeze.watchdog_margin_seconds)
+        if not members:
+            return {'deadline': deadline, 'frozen': []}
+        watchdog.arm(snapshot_id, deadline,
+                     lambda: freezer.thaw_snapshot(snapshot_id, 'watchdog'))
+        owner = utils.conductor_id()
+        frozen = []
+        for member in members:
+            try:
+                result = freezer.freeze_member(snapshot_id, member, deadline,
+                                               owner)
+            except exception.GuestError as e:
+                if (plan['on_freeze_failure'] == 'continue' and
+                        plan['required'] == constants.CONSISTENCY_CRASH):
+                    LOG.warning('Freeze of %s failed, continuing '
+                                'crash-consistent: %s',
+                                member['resource_id'], e)
+                    freezer.thaw_snapshot(snapshot_id, 'flow')
+                    self.db.update_member(member['id'], {
+                        'consistency': constants.CONSISTENCY_CRASH,
+                        'consistency_reason': 'freeze failed: %s' % e})
+                    continue
+                raise
+            frozen.append(result['member_id'])
+            if watchdog.fired(snapshot_id):
+                raise exception.FrozenTooLong(
+                    guest=member['resource_id'],
+                    seconds=plan['max_freeze_seconds'])
+        self.db.update_snapshot(snapshot_id, {'timeline': {
+            'frozen_at': timeutils.utcnow().isoformat()}})
+        return {'deadline': deadline, 'frozen': frozen}
+
+    def revert(self, snapshot_id, *args, **kwargs):
+        try:
+            freezer.thaw_snapshot(snapshot_id, thawed_by='revert')
+        except Exception:
+            LOG.exception('Thaw on revert of snapshot %s failed', snapshot_id)
+        watchdog.disarm(snapshot_id)
+
+
+class ThawGuests(base.ConsnapTask):
+    """Thaw (reverse order) as soon as every point in time is captured."""
+
+    def execute(self, snapshot_id, plan, freeze):
+        if not freeze['frozen']:
+            return
+        self.set_status(snapshot_id, constants.THAWING)
+        failures = freezer.thaw_snapshot(snapshot_id, thawed_by='flow')
+        watchdog.disarm(snapshot_id)
+        if failures:
+            raise exception.ThawFailed(guest=snapshot_id,
+                                       reason='; '.join(failures))
+        snap = self.db.get_snapshot(snapshot_id)
+        frozen = [m['frozen_at'] for m in snap['members'] if m['frozen_at']]
+        thawed = [m['thawed_at'] for m in snap['members'] if m['thawed_at']]
+        if frozen and thawed:
+            first = timeutils.parse_isotime(min(frozen))
+            last = timeutils.parse_isotime(max(thawed))
+            self.db.update_snapshot(snapshot_id, {'timeline': {
+                'frozen_at': min(frozen), 'thawed_at': max(thawed),
+                'freeze_window_ms': round(
+                    (last - first).total_seconds() * 1000.0, 3)}})
+
+
+class RunHooks(base.ConsnapTask):
+    """Pre-freeze (phase ``pre``) or post-thaw (phase ``post``) hooks.
+
+    Post-thaw hooks run whenever pre-freeze hooks ran, on every path: the
+    pre task's revert runs them too.
+    """
+
+    def __init__(self, phase, **kwargs):
+        self.phase = phase
+        super().__init__(**kwargs)
+
+    def execute(self, snapshot_id, plan):
+        if not plan.get('hooks'):
+            return {}
+        from consnap.worker import hooks as hook_runner
+        return hook_runner.run_phase(self, snapshot_id, plan, self.phase)
+
+    def revert(self, snapshot_id, plan, *args, **kwargs):
+        if self.phase != 'pre':
+            return
+        if not plan or not plan.get('hooks'):
+            return
+        try:
+            freezer.thaw_snapshot(snapshot_id, thawed_by='revert')
+            from consnap.worker import hooks as hook_runner
+            hook_runner.run_phase(self, snapshot_id, plan, 'post',
+                                  reverting=True)
+        except Exception:
+            LOG.exception('Post-thaw hooks on revert of %s failed',
+                          snapshot_id)

@@ -1,0 +1,86 @@
+"""The first and last atoms of a snapshot flow."""
+
+from oslo_log import log
+from oslo_utils import timeutils
+
+from consnap.common import constants
+from consnap.common import exception
+from consnap.worker import freezer
+from consnap.worker.tasks import base
+from consnap.worker import watchdog
+
+LOG = log.getLogger(__name__)
+
+
+def _describe(flow_failures):
+    """(exception type name, tenant-facing message) of the first failure."""
+    for failure in (flow_failures or {}).values():
+        exc = failure.exception
+        if isinstance(exc, exception.ConsnapException) and exc.safe:
+            return type(exc).__name__, str(exc)
+        if exc is not None:
+            return type(exc).__name__, 'Internal error: %s' % (
+                failure.exception_str,)
+        return failure.exception_str, failure.exception_str
+    return 'Unknown', 'The snapshot flow failed.'
+
+
+class SnapshotToErrorOnRevert(base.ConsnapTask):
+    """No-op on execute; on revert, thaw anything left and record the error.
+
+    The thaw here is the last line of the in-flow guarantee: it runs whatever
+    failed, after every other revert.
+    """
+
+    def execute(self, snapshot_id):
+        pass
+
+    def revert(self, snapshot_id, *args, **kwargs):
+        try:
+            freezer.thaw_snapshot(snapshot_id, thawed_by='revert')
+        except Exception:
+            LOG.exception('Thaw on revert of snapshot %s failed', snapshot_id)
+        watchdog.forget(snapshot_id)
+        kind, message = _describe(kwargs.get('flow_failures'))
+        status = (constants.CANCELLED if kind == 'Cancelled'
+                  else constants.ERROR)
+        try:
+            snap = self.db.get_snapshot(snapshot_id)
+            for member in snap['members']:
+                if member['status'] not in (constants.AVAILABLE,):
+                    self.db.update_member(member['id'], {
+                        'status': status,
+                        'error': member.get('error') or message})
+            self.db.update_snapshot(snapshot_id, {
+                'status': status, 'status_reason': message,
+                'fault': {'type': kind, 'message': message},
+                'timeline': {'finished_at': timeutils.utcnow().isoformat()}})
+            self.db.add_event(snapshot_id, constants.EV_ERROR
+                              if status == constants.ERROR else status,
+                              detail={'type': kind, 'message': message})
+        except Exception:
+            LOG.exception('Could not record the failure of snapshot %s',
+                          snapshot_id)
+        base.forget_cancel_event(snapshot_id)
+
+
+class MarkAvailable(base.ConsnapTask):
+    """Record the result: status available and the consistency reached."""
+
+    def execute(self, snapshot_id, plan):
+        snap = self.db.get_snapshot(snapshot_id)
+        levels = []
+        for member in snap['members']:
+            levels.append(member['consistency'] or constants.CONSISTENCY_CRASH)
+            self.db.update_member(member['id'],
+                                  {'status': constants.AVAILABLE})
+        overall = min(levels, key=constants.CONSISTENCY_LEVELS.index)
+        now = timeutils.utcnow()
+        self.set_status(snapshot_id, constants.AVAILABLE, consistency=overall,
+                        status_reason=None,
+                        timeline={'available_at': now.isoformat()})
+        self.db.add_event(snapshot_id, constants.EV_AVAILABLE,
+                          detail={'consistency': overall}, at=now)
+        base.forget_cancel_event(snapshot_id)
+        watchdog.forget(snapshot_id)
+        return overall

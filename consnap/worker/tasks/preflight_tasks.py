@@ -1,0 +1,105 @@
+"""Preflight: resolve every member, check ownership and freezability.
+
+Nothing is frozen and nothing is requested from the cloud before this task
+has checked, with the user's authority, that every member exists and is the
+user's, and that the required consistency level can be reached.
+"""
+
+from oslo_log import log
+
+from consnap.common import constants
+from consnap.common import exception
+from consnap import conf
+from consnap.drivers import loader
+from consnap.worker import freezer
+from consnap.worker.tasks import base
+
+CONF = conf.CONF
+LOG = log.getLogger(__name__)
+
+LEVELS = constants.CONSISTENCY_LEVELS
+
+
+def target_driver_name(member_type):
+    if member_type == constants.MEMBER_SERVER:
+        return CONF.targets.server_driver
+    return CONF.targets.volume_driver
+
+
+class Preflight(base.ConsnapTask):
+
+    default_provides = 'plan'
+
+    def execute(self, snapshot_id):
+        snap = self.check_cancelled(snapshot_id)
+        self.set_status(snapshot_id, constants.PREFLIGHT)
+        quiesce = snap.get('quiesce') or {}
+        freeze_name = quiesce.get('driver') or CONF.freeze.default_driver
+        max_seconds = min(
+            quiesce.get('max_freeze_seconds') or
+            CONF.freeze.default_freeze_seconds,
+            CONF.freeze.max_freeze_seconds)
+        required = (quiesce.get('required_consistency') or
+                    constants.CONSISTENCY_CRASH)
+        on_failure = quiesce.get('on_freeze_failure') or 'fail'
+        hooks = snap.get('hooks') or []
+        ctx = self.user_context(snapshot_id)
+        planned = []
+        for member in snap['members']:
+            tname = target_driver_name(member['type'])
+            target = loader.get_target_driver(tname)
+            info = target.preflight(ctx, member) or {}
+            guest = info.pop('guest', None)
+            entry = {'id': member['id'], 'type': member['type'],
+                     'resource_id': member['resource_id'],
+                     'position': member['position'],
+                     'target_driver': tname, 'info': info, 'guest': guest,
+                     'freeze_driver': 'none', 'mountpoints': [],
+                     'level': constants.CONSISTENCY_CRASH, 'reason': None}
+            if guest is None:
+                entry['reason'] = 'no guest to quiesce (detached volume)'
+            elif not freezer.driver_freezes(freeze_name):
+                entry['reason'] = 'freeze driver %s does not freeze' % (
+                    freeze_name)
+            else:
+                driver = loader.get_freeze_driver(freeze_name)
+                try:
+                    result = driver.preflight(guest, member['mountpoints'])
+                except exception.GuestError as e:
+                    if on_failure != 'continue':
+                        raise
+                    entry['reason'] = 'cannot quiesce: %s' % e
+                else:
+                    if result.get('mountpoints'):
+                        entry.update(
+                            freeze_driver=freeze_name,
+                            mountpoints=list(result['mountpoints']),
+                            guest=guest,
+                            level=(constants.CONSISTENCY_APPLICATION
+                                   if hooks else
+                                   constants.CONSISTENCY_FILESYSTEM))
+                        entry['reason'] = 'planned: freeze %s' % ', '.join(
+                            entry['mountpoints'])
+                    else:
+                        entry['reason'] = 'the guest reports no freezable ' \
+                                          'filesystem'
+            if LEVELS.index(entry['level']) < LEVELS.index(required):
+                raise exception.ConsistencyNotReached(
+                    required=required, member=member['resource_id'],
+                    reached=entry['level'], reason=entry['reason'])
+            self.db.update_member(member['id'], {
+                'consistency': entry['level'],
+                'consistency_reason': entry['reason'],
+                'status': constants.PREFLIGHT})
+            planned.append(entry)
+        plan = {'members': planned, 'max_freeze_seconds': max_seconds,
+                'required': required, 'on_freeze_failure': on_failure,
+                'hooks': hooks}
+        self.db.add_event(snapshot_id, constants.EV_PREFLIGHT_DONE, detail={
+            'members': [{'resource_id': m['resource_id'],
+                         'freeze_driver': m['freeze_driver'],
+                         'mountpoints': m['mountpoints'],
+                         'planned_consistency': m['level']}
+                        for m in planned],
+            'max_freeze_seconds': max_seconds})
+        return plan

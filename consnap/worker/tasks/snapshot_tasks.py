@@ -1,0 +1,172 @@
+"""Request the snapshot of one member, wait for its capture and usability."""
+
+import time
+
+from oslo_log import log
+from oslo_utils import timeutils
+from taskflow.types import failure as tf_failure
+
+from consnap.common import constants
+from consnap.common import exception
+from consnap import conf
+from consnap.drivers import loader
+from consnap.drivers.targets import base as target_base
+from consnap.worker import freezer
+from consnap.worker.tasks import base
+from consnap.worker import watchdog
+
+CONF = conf.CONF
+LOG = log.getLogger(__name__)
+
+_HANDLE_FIELDS = ('image_id', 'volume_snapshot_ids', 'group_snapshot_id')
+
+
+class MemberTask(base.ConsnapTask):
+    """A task about ``plan['members'][index]``."""
+
+    def __init__(self, index, **kwargs):
+        self.index = index
+        super().__init__(**kwargs)
+
+    def member(self, plan):
+        return plan['members'][self.index]
+
+    def target(self, plan):
+        return loader.get_target_driver(self.member(plan)['target_driver'])
+
+
+class RequestSnapshot(MemberTask):
+
+    def execute(self, snapshot_id, plan):
+        self.check_cancelled(snapshot_id)
+        member = self.member(plan)
+        self.set_status(snapshot_id, constants.SNAPSHOTTING)
+        ctx = self.user_context(snapshot_id)
+        metadata = {'consnap_request_id': snapshot_id,
+                    'consnap_member_id': member['id'],
+                    'consnap_consistency': member['level']}
+        handle = self.target(plan).request_snapshot(
+            ctx, member, member['info'], metadata)
+        values = {k: handle[k] for k in _HANDLE_FIELDS if k in handle}
+        values['details'] = {'handle': handle}
+        values['status'] = constants.SNAPSHOTTING
+        self.db.update_member(member['id'], values)
+        self.db.add_event(snapshot_id, constants.EV_SNAPSHOT_REQUESTED,
+                          member_id=member['id'], detail=handle)
+        return handle
+
+    def revert(self, snapshot_id, plan, result, *args, **kwargs):
+        # Never hold a guest frozen through the cleanup.
+        try:
+            freezer.thaw_snapshot(snapshot_id, thawed_by='revert')
+        except Exception:
+            LOG.exception('Thaw on revert of %s failed', snapshot_id)
+        if isinstance(result, tf_failure.Failure) or not result:
+            return
+        try:
+            ctx = self.user_context(snapshot_id)
+            self.target(plan).delete(ctx, result)
+            self.db.add_event(snapshot_id, constants.EV_DELETED_ARTIFACT,
+                              member_id=self.member(plan)['id'],
+                              detail=result)
+        except Exception as e:
+            LOG.error('Could not delete %s of snapshot %s: %s', result,
+                      snapshot_id, e)
+            self.db.add_event(snapshot_id, 'artifact-delete-failed',
+                              detail={'handle': result, 'reason': str(e)})
+
+
+class WaitCaptured(MemberTask):
+    """Wait until the point in time is captured, within the freeze."""
+
+    def execute(self, snapshot_id, plan, freeze, handle):
+        member = self.member(plan)
+        target = self.target(plan)
+        ctx = self.user_context(snapshot_id)
+        frozen = member['id'] in freeze['frozen']
+        timeout = CONF.targets.capture_timeout
+        if frozen:
+            timeout = min(timeout, max(0.0, freeze['deadline'] - time.time()))
+        state = {}
+
+        def _check():
+            result, reason = target.capture_state(ctx, handle)
+            if result == target_base.FAILED:
+                raise exception.TargetError(
+                    resource=member['type'], id=member['resource_id'],
+                    reason=reason or 'the snapshot failed')
+            state['reason'] = reason
+            return result in (target_base.CAPTURED, target_base.USABLE)
+
+        try:
+            self.wait_until(snapshot_id, _check, timeout,
+                            CONF.targets.poll_interval,
+                            exception.CaptureTimeout(
+                                resource=member['type'],
+                                id=member['resource_id'], timeout=timeout))
+        except exception.CaptureTimeout:
+            if not (frozen and watchdog.fired(snapshot_id)):
+                raise
+        captured_at = timeutils.utcnow()
+        if frozen and watchdog.fired(snapshot_id):
+            if (plan['on_freeze_failure'] != 'continue' or
+                    plan['required'] != constants.CONSISTENCY_CRASH):
+                raise exception.FrozenTooLong(
+                    guest=member['resource_id'],
+                    seconds=plan['max_freeze_seconds'])
+            # Thawed by the deadline before the capture was seen.
+            self.wait_until(snapshot_id, _check,
+                            CONF.targets.capture_timeout,
+                            CONF.targets.poll_interval,
+                            exception.CaptureTimeout(
+                                resource=member['type'],
+                                id=member['resource_id'],
+                                timeout=CONF.targets.capture_timeout))
+            captured_at = timeutils.utcnow()
+            self.db.update_member(member['id'], {
+                'consistency': constants.CONSISTENCY_CRASH,
+                'consistency_reason': 'the freeze deadline passed before '
+                                      'the capture was observed'})
+        self.db.update_member(member['id'], {'captured_at': captured_at,
+                                             'status': 'captured'})
+        self.db.add_event(snapshot_id, constants.EV_CAPTURED,
+                          member_id=member['id'],
+                          detail={'how': state.get('reason')},
+                          at=captured_at)
+        self.db.update_snapshot(snapshot_id, {'timeline': {
+            'captured_at': captured_at.isoformat()}})
+
+    def revert(self, snapshot_id, *args, **kwargs):
+        try:
+            freezer.thaw_snapshot(snapshot_id, thawed_by='revert')
+        except Exception:
+            LOG.exception('Thaw on revert of %s failed', snapshot_id)
+
+
+class WaitUsable(MemberTask):
+    """Wait (outside the freeze) until the image/snapshot is usable."""
+
+    def execute(self, snapshot_id, plan, handle):
+        self.check_cancelled(snapshot_id)
+        member = self.member(plan)
+        self.set_status(snapshot_id, constants.UPLOADING)
+        target = self.target(plan)
+        ctx = self.user_context(snapshot_id)
+        timeout = CONF.targets.usable_timeout
+
+        def _check():
+            result, reason = target.usable_state(ctx, handle)
+            if result == target_base.FAILED:
+                raise exception.TargetError(
+                    resource=member['type'], id=member['resource_id'],
+                    reason=reason or 'the snapshot failed')
+            return result == target_base.USABLE
+
+        self.wait_until(snapshot_id, _check, timeout,
+                        CONF.targets.usable_poll_interval,
+                        exception.UsableTimeout(resource=member['type'],
+                                                id=member['resource_id'],
+                                                timeout=timeout))
+        self.db.update_member(member['id'], {'status': 'usable'})
+        self.db.add_event(snapshot_id, constants.EV_USABLE,
+                          member_id=member['id'])

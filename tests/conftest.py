@@ -1,0 +1,48 @@
+"""Fixtures shared by every test: configuration and a migrated database."""
+
+import os
+import tempfile
+
+import pytest
+
+from consnap import conf as consnap_conf
+
+CONF = consnap_conf.CONF
+_DB_DIR = tempfile.mkdtemp(prefix='consnap-test-db-')
+_DB_URL = 'sqlite:///%s' % os.path.join(_DB_DIR, 'consnap.sqlite')
+
+
+def _init_conf():
+    if not CONF._args and not getattr(CONF, '_consnap_test_init', False):
+        CONF([], project='consnap', default_config_files=[])
+        CONF._consnap_test_init = True
+    CONF.set_default('connection', _DB_URL, group='database')
+    CONF.set_default('auth_strategy', 'noauth')
+    CONF.set_default('rpc_transport', 'none')
+
+
+_init_conf()
+
+
+@pytest.fixture(scope='session')
+def migrated_db():
+    """consnap's tables (alembic head) plus TaskFlow's, in sqlite."""
+    from consnap.db.sqlalchemy import migration
+    from consnap.worker import engine
+    migration.upgrade()
+    engine.upgrade_persistence()
+    return _DB_URL
+
+
+@pytest.fixture
+def config():
+    """Overrides undone after the test: ``config(name, value, group)``."""
+    overridden = []
+
+    def _set(name, value, group=None):
+        CONF.set_override(name, value, group=group)
+        overridden.append((name, group))
+
+    yield _set
+    for name, group in overridden:
+        CONF.clear_override(name, group=group)
