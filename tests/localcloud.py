@@ -1,0 +1,100 @@
+"""pytest-facing helpers for the local OpenStack cloud (tools/localcloud).
+
+    from tests import localcloud
+    state = localcloud.ensure_cloud('keystone')      # or 'all' (default)
+    sess = localcloud.session_for(state, 'member', 'tenant-a')
+    conn = localcloud.connection_for(state, 'admin')
+
+Personas: 'admin' (admin project), 'service' (the consnap service user,
+roles admin+service in the service project), 'member' and 'reader' (of
+``project``, 'tenant-a' or 'tenant-b'; default 'tenant-a').
+
+The cloud's state lives in $CONSNAP_CLOUD_DIR/state.json (default
+/var/tmp/consnap-cloud/state.json); see doc/source/contributor/localcloud.rst.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOCALCLOUD = os.path.join(REPO, 'tools', 'localcloud', 'localcloud.py')
+CLOUD_DIR = os.environ.get('CONSNAP_CLOUD_DIR', '/var/tmp/consnap-cloud')
+STATE_FILE = os.path.join(CLOUD_DIR, 'state.json')
+
+PERSONAS = ('admin', 'service', 'member', 'reader')
+
+
+class CloudUnavailable(RuntimeError):
+    """The local cloud could not be started (message names the service)."""
+
+
+def load_state():
+    with open(STATE_FILE) as f:
+        return json.load(f)
+
+
+def ensure_cloud(services='all', timeout=1800):
+    """Start the cloud if it is not running (idempotent); return its state.
+
+    Raises CloudUnavailable with localcloud's own message (which names the
+    failing service and its log file) if it cannot be brought up.
+    """
+    argv = [sys.executable, LOCALCLOUD, 'up', '--services', services]
+    try:
+        p = subprocess.run(argv, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout,
+                           universal_newlines=True, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise CloudUnavailable('localcloud up --services %s timed out after '
+                               '%ss' % (services, timeout))
+    if p.returncode != 0:
+        raise CloudUnavailable('localcloud up --services %s failed (exit %s):'
+                               '\n%s' % (services, p.returncode,
+                                         p.stdout[-6000:]))
+    return load_state()
+
+
+def credentials(state, persona, project=None):
+    """Return (username, password, project_name) for a persona."""
+    if persona == 'admin':
+        c = state['admin']
+        return c['username'], c['password'], c['project_name']
+    if persona == 'service':
+        c = state['service_user']
+        return c['username'], c['password'], c['project_name']
+    if persona in ('member', 'reader'):
+        project = project or 'tenant-a'
+        c = state['projects'][project][persona]
+        return c['username'], c['password'], project
+    raise ValueError('unknown persona %r (known: %s)'
+                     % (persona, ', '.join(PERSONAS)))
+
+
+def auth_for(state, persona, project=None):
+    from keystoneauth1.identity import v3
+    username, password, project_name = credentials(state, persona, project)
+    return v3.Password(auth_url=state['auth_url'], username=username,
+                       password=password, project_name=project_name,
+                       user_domain_name='Default',
+                       project_domain_name='Default')
+
+
+def session_for(state, persona, project=None, **kwargs):
+    """A keystoneauth1 Session authenticated (lazily) as the persona."""
+    from keystoneauth1 import session
+    return session.Session(auth=auth_for(state, persona, project), **kwargs)
+
+
+def connection_for(state, persona, project=None, **kwargs):
+    """An openstacksdk Connection as the persona (region and interface set).
+
+    Extra kwargs go to openstack.connection.Connection, e.g.
+    ``compute_api_version='2.95'``.
+    """
+    import openstack.connection
+    kwargs.setdefault('region_name', state.get('region', 'RegionOne'))
+    kwargs.setdefault('interface', state.get('interface', 'public'))
+    return openstack.connection.Connection(
+        session=session_for(state, persona, project), **kwargs)
