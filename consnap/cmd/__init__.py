@@ -1,0 +1,1 @@
+"""consnap commands.  No eventlet: plain threads, futurist and cotyledon."""

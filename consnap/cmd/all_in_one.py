@@ -1,0 +1,64 @@
+"""consnap-all: API and conductor in one process, nothing else needed.
+
+In-process RPC (``rpc_transport = none``), sqlite under ``state_path`` unless
+``[database]connection`` says otherwise, migrations applied at start.
+"""
+
+import os
+import signal
+import sys
+import threading
+
+from oslo_log import log
+
+from consnap.api import app as api_app
+from consnap.common import config
+from consnap.common import rpc
+from consnap.common import wsgi_service
+from consnap.conductor import manager as conductor_manager
+from consnap import conf
+from consnap.db.sqlalchemy import migration
+from consnap.worker import engine
+
+CONF = conf.CONF
+LOG = log.getLogger(__name__)
+
+
+def main():
+    CONF.set_default('rpc_transport', 'none')
+    CONF.set_default('auth_strategy', 'noauth')
+    config.parse_args(sys.argv)
+    if CONF.rpc_transport != 'none':
+        LOG.warning('consnap-all runs the conductor in process; '
+                    'rpc_transport=%s ignored', CONF.rpc_transport)
+        CONF.set_override('rpc_transport', 'none')
+    if CONF.database.connection == 'sqlite:///consnap.sqlite':
+        os.makedirs(CONF.state_path, exist_ok=True)
+        CONF.set_override('connection', 'sqlite:///%s' % os.path.join(
+            CONF.state_path, 'consnap.sqlite'), group='database')
+    migration.upgrade()
+    engine.upgrade_persistence()
+
+    manager = conductor_manager.ConductorManager()
+    manager.init_host()
+    rpc.GLOBAL_MANAGER = manager
+    server = wsgi_service.WSGIService(api_app.setup_app(), CONF.api.host_ip,
+                                      CONF.api.port)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    print('consnap-all: API on http://%s:%s (auth %s, db %s)' % (
+        server.host, server.port, CONF.auth_strategy,
+        CONF.database.connection), flush=True)
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.stop()
+        rpc.GLOBAL_MANAGER = None
+        manager.del_host()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""consnap-status upgrade check (oslo.upgradecheck)."""
+
+import sys
+
+from oslo_upgradecheck import common_checks
+from oslo_upgradecheck import upgradecheck
+
+from consnap import conf
+from consnap.db.sqlalchemy import migration
+
+CONF = conf.CONF
+
+
+class Checks(upgradecheck.UpgradeCommands):
+
+    def _check_db(self):
+        try:
+            current = migration.version()
+        except Exception as e:
+            return upgradecheck.Result(
+                upgradecheck.Code.FAILURE,
+                'Cannot read the database revision: %s' % e)
+        from alembic import script
+        head = script.ScriptDirectory.from_config(
+            migration._alembic_config()).get_current_head()
+        if current != head:
+            return upgradecheck.Result(
+                upgradecheck.Code.FAILURE,
+                'Database at %s, code expects %s: run consnap-dbsync '
+                'upgrade' % (current, head))
+        return upgradecheck.Result(upgradecheck.Code.SUCCESS)
+
+    def _check_freeze_cap(self):
+        if CONF.freeze.default_freeze_seconds > CONF.freeze.max_freeze_seconds:
+            return upgradecheck.Result(
+                upgradecheck.Code.WARNING,
+                '[freeze]default_freeze_seconds exceeds max_freeze_seconds; '
+                'the cap applies')
+        return upgradecheck.Result(upgradecheck.Code.SUCCESS)
+
+    _upgrade_checks = (
+        ('Database revision', _check_db),
+        ('Freeze cap', _check_freeze_cap),
+        ('Policy file JSON to YAML migration',
+         (common_checks.check_policy_json, {'conf': CONF})),
+    )
+
+
+def main():
+    return upgradecheck.main(CONF, project='consnap', upgrade_command=Checks())
+
+
+if __name__ == '__main__':
+    sys.exit(main())
