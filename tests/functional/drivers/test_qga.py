@@ -55,6 +55,7 @@ def test_freeze_is_real_and_snapshot_is_consistent(conf, qemu_ga, disks):
     busy = peers.Writer(disks[0].mountpoint, 'busy', busy=True).start()
     time.sleep(0.5)                       # the workload is running
     mps = [disks[0].mountpoint, disks[1].mountpoint]
+    writer = None
     try:
         result = driver.freeze(guest, mps, time.time() + 30)
         assert result['frozen'] == mps
@@ -76,6 +77,9 @@ def test_freeze_is_real_and_snapshot_is_consistent(conf, qemu_ga, disks):
         assert driver.status(guest) == base.FROZEN   # still ours
     finally:
         thawed = driver.thaw(guest)
+        busy.stop()
+        if writer is not None:
+            writer.finished(timeout=10)
     assert thawed['thawed'] >= 2
     assert thawed['frozen_seconds'] > 0
     assert writer.finished(timeout=10)
@@ -83,7 +87,6 @@ def test_freeze_is_real_and_snapshot_is_consistent(conf, qemu_ga, disks):
     assert not disks[0].is_frozen()
     again = driver.thaw(guest)                    # idempotent
     assert again['thawed'] == 0
-    busy.stop()
 
 
 def test_empty_list_and_freeze_all_never_sent(conf, qemu_ga, disks):
