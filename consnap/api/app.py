@@ -53,6 +53,7 @@ def setup_app(pecan_config=None, extra_hooks=None, rpcapi_factory=None):
         force_canonical=False,
         guess_content_type_from_ext=False,
     )
+    app = middleware.OpaqueBody(app)
 
     if CONF.auth_strategy == 'keystone':
         auth = auth_token.AuthProtocol(app, {'oslo_config_config': CONF})

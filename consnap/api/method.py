@@ -151,17 +151,22 @@ def json_body(allow_empty=False):
         if allow_empty:
             return None
         raise exception.Invalid(reason=_('a JSON request body is required'))
-    content_type = (request.content_type or '').lower()
+    raw_type = request.environ.get('consnap.content_type',
+                                   request.environ.get('CONTENT_TYPE', ''))
+    content_type, _sep, params = (raw_type or '').partition(';')
+    content_type = content_type.strip().lower()
     if content_type != JSON_TYPE and not (
             content_type.startswith('application/')
             and content_type.endswith('+json')):
         raise webob_exc.HTTPUnsupportedMediaType(
             _('The request body must be JSON (Content-Type: '
               'application/json), not %r.') % (content_type[:64] or None))
-    charset = request.charset or 'utf-8'
-    if charset.lower().replace('-', '') not in ('utf8', 'utf16', 'utf32'):
-        raise webob_exc.HTTPUnsupportedMediaType(
-            _('JSON must be encoded as UTF-8.'))
+    for param in params.split(';'):
+        name, _sep, value = param.partition('=')
+        if name.strip().lower() == 'charset' and value.strip().strip(
+                '"').lower().replace('-', '') != 'utf8':
+            raise webob_exc.HTTPUnsupportedMediaType(
+                _('JSON must be encoded as UTF-8.'))
 
     def _no_constant(name):
         raise ValueError(_('%s is not valid JSON') % name)

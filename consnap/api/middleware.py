@@ -128,3 +128,27 @@ class PublicRoutes(object):
                 del environ[key]
             return self.application(environ, start_response)
         return self.auth(environ, start_response)
+
+
+ORIGINAL_CONTENT_TYPE = 'consnap.content_type'
+
+
+class OpaqueBody(object):
+    """Keep Pecan from parsing request bodies itself.
+
+    Pecan turns JSON and form bodies into controller keyword arguments; its
+    JSON parsing is unguarded (a deeply nested body raises RecursionError)
+    and body keys could collide with path arguments.  The controllers parse
+    the body themselves (``method.json_body``) from the original content
+    type, kept in the environ.
+    """
+
+    def __init__(self, application):
+        self.application = application
+
+    def __call__(self, environ, start_response):
+        content_type = environ.get('CONTENT_TYPE')
+        if content_type is not None:
+            environ[ORIGINAL_CONTENT_TYPE] = content_type
+            environ['CONTENT_TYPE'] = 'application/octet-stream'
+        return self.application(environ, start_response)

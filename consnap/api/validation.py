@@ -189,6 +189,8 @@ class SchemaValidator(object):
         else:
             field = format_path(path)
             reason = _reason(error)
+            if 'propertyNames' in error.absolute_schema_path:
+                reason = _('key %s') % reason
         raise exception.SchemaValidationError(field=field or _('body'),
                                               reason=reason)
 

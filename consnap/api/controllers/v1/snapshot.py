@@ -206,6 +206,7 @@ class SnapshotsController(rest.RestController):
     @method.expose()
     @validation.api_version(versions.MINOR_0_INITIAL_VERSION)
     @validation.response_body_schema(schema.show_response_body)
+    @validation.request_query_schema(schema.show_request_query)
     def get_one(self, snapshot_id, *extra, **_kwargs):
         if extra:
             raise exception.NotFound()

@@ -123,6 +123,7 @@ def snapshot_view(snapshot, with_events=False):
     view['metadata'] = view['metadata'] or {}
     view['quiesce'] = view['quiesce'] or {}
     view['hooks'] = view['hooks'] or []
+    view['fault'] = view['fault'] or None
     view['timeline'] = _pick(snapshot.get('timeline') or {},
                              _TIMELINE_FIELDS)
     members = []

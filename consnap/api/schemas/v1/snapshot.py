@@ -201,6 +201,12 @@ def index_request_query():
     }
 
 
+show_request_query = {
+    'type': 'object',
+    'properties': {},
+    'additionalProperties': False,
+}
+
 delete_request_query = {
     'type': 'object',
     'properties': {

@@ -1,0 +1,225 @@
+"""Version discovery, microversion negotiation, middleware, faults."""
+
+from unittest import mock
+
+import fixtures
+import webtest
+
+from consnap.api import app as api_app
+from consnap.api.controllers.v1 import versions
+from consnap.common import exception
+from tests.unit.api import base
+from tests.unit.api.base import MEMBER
+
+HEADER = versions.HEADER
+
+
+class TestDiscovery(base.APITestCase):
+
+    def test_root(self):
+        doc = self.app.get('/').json
+        self.assertEqual('v1', doc['default_version']['id'])
+        self.assertEqual('1.0', doc['versions'][0]['min_version'])
+        self.assertEqual(versions.max_version_string(),
+                         doc['versions'][0]['version'])
+        self.assertIn({'href': 'http://localhost/v1/', 'rel': 'self'},
+                      doc['versions'][0]['links'])
+
+    def test_v1(self):
+        for path in ('/v1', '/v1/'):
+            response = self.app.get(path)
+            self.assertEqual('CURRENT', response.json['version']['status'])
+            self.assertEqual('snapshot 1.0', response.headers[HEADER])
+            self.assertIn(HEADER, response.headers['Vary'])
+
+    def test_public_endpoint(self):
+        self.config.config(public_endpoint='https://api.example/snap/',
+                           group='api')
+        doc = self.app.get('/v1').json['version']
+        self.assertEqual('https://api.example/snap/v1/',
+                         doc['links'][0]['href'])
+
+    def test_forwarded_proto(self):
+        self.config.config(enable_proxy_headers_parsing=True,
+                           group='oslo_middleware')
+        app = self.make_app()
+        doc = app.get('/', headers={'X-Forwarded-Proto': 'https'}).json
+        self.assertTrue(doc['versions'][0]['links'][0]['href'].startswith(
+            'https://'))
+
+    def test_root_post_not_allowed(self):
+        self.assertFault(self.app.post('/', status=405), 405)
+
+    def test_unknown_paths(self):
+        for path in ('/v2', '/nope', '/v1/nope', '/v1/snapshots/x/y/z',
+                     '/v1/snapshots.json', '/%E2%98%83'):
+            self.assertFault(self.app.get(path, headers=MEMBER, status=404),
+                             404)
+
+    def test_method_not_allowed(self):
+        self.assertFault(self.app.put('/v1/snapshots/%s' % base.UNKNOWN,
+                                      headers=MEMBER, status=405), 405)
+        self.assertFault(self.app.patch('/v1/snapshots', headers=MEMBER,
+                                        status=405), 405)
+
+
+class TestMicroversions(base.APITestCase):
+
+    def get(self, value, status=200):
+        return self.app.get('/v1/snapshots', status=status,
+                            headers=dict(MEMBER, **{HEADER: value}))
+
+    def test_absent_is_minimum(self):
+        response = self.app.get('/v1/snapshots', headers=MEMBER)
+        self.assertEqual('snapshot %s' % versions.min_version_string(),
+                         response.headers[HEADER])
+
+    def test_explicit_and_latest(self):
+        self.assertEqual('snapshot 1.0',
+                         self.get('snapshot 1.0').headers[HEADER])
+        self.assertEqual('snapshot %s' % versions.max_version_string(),
+                         self.get('snapshot latest').headers[HEADER])
+
+    def test_other_service_ignored(self):
+        response = self.get('compute 2.90')
+        self.assertEqual('snapshot 1.0', response.headers[HEADER])
+
+    def test_unsupported_is_406(self):
+        for value in ('snapshot 1.%d' % (versions.MINOR_MAX_VERSION + 1),
+                      'snapshot 2.0', 'snapshot 0.9',
+                      'snapshot 1.99999999999999999999'):
+            error = self.assertFault(self.get(value, status=406), 406)
+            self.assertIn('supported range', error['message'])
+
+    def test_malformed_is_400(self):
+        for value in ('snapshot x', 'snapshot 1', 'snapshot 1.0.0',
+                      'snapshot 1.a'):
+            self.assertFault(self.get(value, status=400), 400, field=HEADER)
+
+    def test_error_responses_carry_version(self):
+        response = self.app.get('/v1/snapshots/nope', status=404,
+                                headers=MEMBER)
+        self.assertEqual('snapshot 1.0', response.headers[HEADER])
+
+
+class TestMiddleware(base.APITestCase):
+
+    def test_healthcheck_no_auth(self):
+        self.config.config(auth_strategy='keystone')
+        app = self.make_app()
+        self.assertEqual(200, app.get('/healthcheck').status_int)
+
+    def test_request_id(self):
+        response = self.app.get('/v1/snapshots', headers=MEMBER)
+        self.assertTrue(response.headers['X-OpenStack-Request-ID']
+                        .startswith('req-'))
+        error = self.app.get('/v1/snapshots/x', headers=MEMBER, status=404)
+        self.assertIn('X-OpenStack-Request-ID', error.headers)
+
+    def test_cors(self):
+        self.config.config(allowed_origin=['https://dash.example'],
+                           group='cors')
+        app = self.make_app()
+        response = app.options('/v1/snapshots', headers={
+            'Origin': 'https://dash.example',
+            'Access-Control-Request-Method': 'POST',
+            'Access-Control-Request-Headers': 'OpenStack-API-Version'})
+        self.assertEqual('https://dash.example',
+                         response.headers['Access-Control-Allow-Origin'])
+
+    def test_body_too_large_declared(self):
+        self.config.config(max_request_body_size=2048, group='api')
+        app = self.make_app()
+        response = app.post('/v1/snapshots', 'x' * 4096, headers=MEMBER,
+                            content_type='application/json', status=413)
+        self.assertFault(response, 413, contains='2048')
+
+    def test_body_too_large_chunked(self):
+        self.config.config(max_request_body_size=2048, group='api')
+        app = self.make_app()
+        request = webtest.TestRequest.blank(
+            '/v1/snapshots', method='POST', headers=MEMBER,
+            content_type='application/json')
+        request.body_file = __import__('io').BytesIO(b'[' * 5000)
+        request.environ.pop('CONTENT_LENGTH', None)
+        request.environ['HTTP_TRANSFER_ENCODING'] = 'chunked'
+        response = app.do_request(request, status=413)
+        self.assertFault(response, 413)
+
+    def test_keystone_requires_token(self):
+        self.config.config(auth_strategy='keystone')
+        self.config.config(www_authenticate_uri='http://127.0.0.1:9/',
+                           group='keystone_authtoken')
+        app = self.make_app()
+        response = app.get('/v1/snapshots', headers=MEMBER, status=401)
+        self.assertEqual(401, response.json['error']['code'])
+        # Discovery and the API description stay public.
+        app.get('/', status=200)
+        app.get('/v1', status=200)
+        app.get('/v1/openapi.json', status=200)
+
+    def test_keystone_context_from_auth_token_headers(self):
+        self.config.config(auth_strategy='keystone')
+        # Behind auth_token the identity comes from its headers; replace
+        # the token validation itself (tested against a real Keystone).
+        self.useFixture(fixtures.MockPatchObject(
+            api_app.auth_token, 'AuthProtocol',
+            side_effect=lambda app, conf: app))
+        app = webtest.TestApp(api_app.setup_app(
+            rpcapi_factory=lambda: self.rpc))
+        snap = app.post_json('/v1/snapshots', base.body(), headers={
+            'X-Project-Id': 'p1', 'X-User-Id': 'u1',
+            'X-Roles': 'member,reader', 'X-Identity-Status': 'Confirmed'},
+            status=202).json['snapshot']
+        self.assertEqual('p1', snap['project_id'])
+        self.assertEqual('u1', snap['user_id'])
+
+
+class TestFaults(base.APITestCase):
+
+    def test_internal_error_hides_details(self):
+        with mock.patch.object(self.dbapi, 'list_snapshots', autospec=True,
+                               side_effect=RuntimeError('secret dsn')):
+            response = self.app.get('/v1/snapshots', headers=MEMBER,
+                                    status=500)
+        error = self.assertFault(response, 500)
+        self.assertNotIn('secret', response.text)
+        self.assertIn('req-', error['message'])
+
+    def test_debug_tracebacks(self):
+        self.config.config(debug_tracebacks_in_api=True)
+        with mock.patch.object(self.dbapi, 'list_snapshots', autospec=True,
+                               side_effect=RuntimeError('boom')):
+            response = self.app.get('/v1/snapshots', headers=MEMBER,
+                                    status=500)
+        self.assertIn('Traceback', response.json['error']['traceback'])
+
+    def test_database_down_is_503(self):
+        from oslo_db import exception as db_exc
+        with mock.patch.object(self.dbapi, 'get_snapshot', autospec=True,
+                               side_effect=db_exc.DBConnectionError('x')):
+            response = self.app.get('/v1/snapshots/%s' % base.UNKNOWN,
+                                    headers=MEMBER, status=503)
+        self.assertFault(response, 503, contains='database')
+
+    def test_unsafe_exception_message_hidden(self):
+        with mock.patch.object(
+                self.dbapi, 'list_snapshots', autospec=True,
+                side_effect=exception.ConsnapException('internal detail')):
+            response = self.app.get('/v1/snapshots', headers=MEMBER,
+                                    status=500)
+        self.assertNotIn('internal detail', response.text)
+
+    def test_noauth_bad_identity_headers(self):
+        for name, value in (('X-Project-Id', 'a' * 65),
+                            ('X-User-Id', 'bad id'),
+                            ('X-Roles', 'ok,bad role')):
+            self.assertFault(self.app.get('/v1/snapshots', status=400,
+                                          headers={name: value}),
+                             400, field=name)
+
+    def test_noauth_defaults(self):
+        snap = self.app.post_json('/v1/snapshots', base.body(),
+                                  status=202).json['snapshot']
+        self.assertEqual('embedded', snap['project_id'])
+        self.assertEqual('embedded', snap['user_id'])
