@@ -7,6 +7,8 @@ from alembic import config as alembic_config
 from alembic import migration as alembic_migration
 from oslo_db.sqlalchemy import enginefacade
 
+VERSION_TABLE = 'consnap_alembic_version'
+
 
 def _alembic_config():
     path = os.path.join(os.path.dirname(__file__), 'alembic.ini')
@@ -17,7 +19,8 @@ def version(engine=None):
     engine = engine or enginefacade.writer.get_engine()
     with engine.connect() as conn:
         return alembic_migration.MigrationContext.configure(
-            conn).get_current_revision()
+            conn, opts={'version_table': VERSION_TABLE}
+        ).get_current_revision()
 
 
 def upgrade(revision='head', engine=None):

@@ -88,7 +88,7 @@ class _ModelsSync(test_migrations.ModelsMigrationsSync, testtools.TestCase):
 
     def include_object(self, object_, name, type_, reflected, compare_to):
         # TaskFlow's tables and alembic's version table are not ours.
-        if type_ == 'table' and (name == 'alembic_version' or
+        if type_ == 'table' and (name == migration.VERSION_TABLE or
                                  name not in models.Base.metadata.tables):
             return False
         return True
@@ -99,7 +99,9 @@ class _ModelsSync(test_migrations.ModelsMigrationsSync, testtools.TestCase):
             from alembic import migration as am
             self.assertEqual('0001_initial',
                              am.MigrationContext.configure(
-                                 conn).get_current_revision())
+                                 conn, opts={'version_table':
+                                             migration.VERSION_TABLE}
+                             ).get_current_revision())
         # The migrated schema takes what the models write, microseconds
         # and JSON included.
         from oslo_utils import timeutils
