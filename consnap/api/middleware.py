@@ -105,6 +105,8 @@ class BodySizeLimit(object):
                         environ, start_response)
         environ['wsgi.input'] = sizelimit.LimitingReader(
             environ['wsgi.input'], self.max_size)
+        # The wrapped input cannot seek: WebOb must copy it.
+        environ['webob.is_body_seekable'] = False
         return self.application(environ, start_response)
 
 

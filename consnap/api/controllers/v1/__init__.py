@@ -1,6 +1,7 @@
 """Version 1 of the consnap API."""
 
 import pecan
+import pecan.rest
 
 from consnap.api.controllers.v1 import snapshot
 from consnap.api.controllers.v1 import utils as api_utils
@@ -60,6 +61,11 @@ class Controller(object):
         controller = self._subcontrollers.get(primary_key)
         if controller is None:
             raise exception.NotFound()
-        if not remainder:
+        remainder = list(remainder)
+        if isinstance(controller, pecan.rest.RestController):
+            # /v1/snapshots/ is the collection, like /v1/snapshots.
+            if remainder and remainder[-1] == '':
+                remainder.pop()
+        elif not remainder:
             remainder = ['']
         return controller, remainder

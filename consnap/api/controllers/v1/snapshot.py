@@ -207,8 +207,8 @@ class SnapshotsController(rest.RestController):
     @validation.api_version(versions.MINOR_0_INITIAL_VERSION)
     @validation.response_body_schema(schema.show_response_body)
     @validation.request_query_schema(schema.show_request_query)
-    def get_one(self, snapshot_id, *extra, **_kwargs):
-        if extra:
+    def get_one(self, snapshot_id=None, *extra, **_kwargs):
+        if not snapshot_id or extra:
             raise exception.NotFound()
         snapshot = api_utils.get_snapshot_or_404(
             snapshot_policy.GET, snapshot_id, with_events=True)
@@ -272,7 +272,7 @@ class SnapshotsController(rest.RestController):
                                      status_code=202)
     @validation.request_query_schema(schema.delete_request_query)
     def delete(self, snapshot_id=None, *extra, **_kwargs):
-        if snapshot_id is None:
+        if not snapshot_id:
             raise webob_exc.HTTPMethodNotAllowed(
                 headers={'Allow': 'GET, POST'})
         if extra:
