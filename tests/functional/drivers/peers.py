@@ -309,3 +309,136 @@ def assert_snapshot_consistent(disk, name):
     assert not verdict['needs_recovery'], verdict
     assert verdict['e2fsck_clean'], verdict['e2fsck_output']
     return verdict
+
+
+# -- private libvirtd + a QEMU TCG guest running qemu-ga -----------------------
+LIBVIRT_BINDS = (('etc', '/etc/libvirt'), ('run', '/run/libvirt'),
+                 ('lib', '/var/lib/libvirt'), ('log', '/var/log/libvirt'),
+                 ('cache', '/var/cache/libvirt'))
+QEMU_CONF = """\
+user = "root"
+group = "root"
+dynamic_ownership = 0
+remember_owner = 0
+security_driver = "none"
+stdio_handler = "file"
+namespaces = [ ]
+cgroup_controllers = [ ]
+"""
+LIBVIRTD_CONF = """\
+unix_sock_dir = "{sock}"
+unix_sock_group = "root"
+unix_sock_rw_perms = "0700"
+unix_sock_ro_perms = "0700"
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+log_outputs = "3:stderr"
+"""
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))))
+GUEST_DIR = os.environ.get('CONSNAP_TEST_GUEST_DIR',
+                           os.path.join(REPO, 'var', 'guest'))
+
+
+class Libvirtd(object):
+    """A private ``libvirtd -f CONF`` in its own mount namespace (its
+    /etc/libvirt, /run/libvirt, /var/lib/libvirt... are bind mounts of
+    ``workdir`` subdirectories), so it clashes with no other libvirtd."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.sockdir = os.path.join(workdir, 'sock')
+        self.uri = 'qemu:///system?socket=%s/libvirt-sock' % self.sockdir
+        self.log = os.path.join(workdir, 'libvirtd.log')
+        self.proc = None
+
+    def start(self, timeout=30):
+        require('libvirtd', 'unshare', 'qemu-system-x86_64')
+        for sub, _ in LIBVIRT_BINDS:
+            os.makedirs(os.path.join(self.workdir, sub), exist_ok=True)
+        os.makedirs(self.sockdir, exist_ok=True)
+        with open(os.path.join(self.workdir, 'etc', 'qemu.conf'), 'w') as f:
+            f.write(QEMU_CONF)
+        conf = os.path.join(self.workdir, 'libvirtd.conf')
+        with open(conf, 'w') as f:
+            f.write(LIBVIRTD_CONF.format(sock=self.sockdir))
+        if subprocess.run(['id', 'libvirt-qemu'], capture_output=True,
+                          timeout=10).returncode != 0:
+            subprocess.run(['useradd', '--system', '--no-create-home',
+                            '--shell', '/usr/sbin/nologin', 'libvirt-qemu'],
+                           check=True, timeout=30)
+        script = os.path.join(self.workdir, 'start.sh')
+        with open(script, 'w') as f:
+            f.write('#!/bin/sh\nset -e\nmount --make-rprivate /\n')
+            for sub, target in LIBVIRT_BINDS:
+                f.write('mkdir -p %s && mount --bind %s %s\n'
+                        % (target, os.path.join(self.workdir, sub), target))
+            f.write('exec libvirtd -f %s -p %s/libvirtd.pid\n'
+                    % (conf, self.workdir))
+        os.chmod(script, 0o755)
+        with open(self.log, 'ab') as log:
+            self.proc = subprocess.Popen(
+                ['unshare', '--mount', '--propagation', 'private', '--',
+                 script], stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL)
+        wait_for(self._answers, timeout, what='private libvirtd')
+        return self
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            with open(self.log) as f:
+                raise AssertionError('libvirtd exited: %s' % f.read()[-2000:])
+        return subprocess.run(['virsh', '-c', self.uri, 'version'],
+                              capture_output=True,
+                              timeout=10).returncode == 0
+
+    def stop(self):
+        _stop(self.proc, timeout=10)
+
+
+DOMAIN_XML = """\
+<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{dir}/vmlinuz</kernel>
+    <initrd>{dir}/initrd.img</initrd>
+    <cmdline>console=ttyS0 consnap.workload=writer</cmdline>
+  </os>
+  <cpu mode='custom' match='exact'><model>qemu64</model></cpu>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw' cache='none'/>
+      <source file='{disk}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <channel type='unix'>
+      <source mode='bind' path='{agent_sock}'/>
+      <target type='virtio' name='org.qemu.guest_agent.0'/>
+    </channel>
+    <serial type='file'><source path='{console}'/></serial>
+    <console type='file'><source path='{console}'/></console>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+"""
+
+
+def guest_images():
+    """vmlinuz/initrd.img/root.img of the localcloud test guest, built by
+    ``tools/localcloud/guest/build.sh`` (idempotent) when missing."""
+    build = os.path.join(REPO, 'tools', 'localcloud', 'guest', 'build.sh')
+    names = ('vmlinuz', 'initrd.img', 'root.img')
+    if not all(os.path.exists(os.path.join(GUEST_DIR, n)) for n in names):
+        if not os.path.exists(build):
+            pytest.fail('real peer missing: the QEMU test guest (%s is not '
+                        'there to build it)' % build, pytrace=False)
+        res = subprocess.run(['bash', build, GUEST_DIR], capture_output=True,
+                             text=True, timeout=900)
+        if res.returncode != 0:
+            pytest.fail('building the QEMU test guest failed: %s'
+                        % (res.stdout + res.stderr)[-2000:], pytrace=False)
+    return GUEST_DIR
