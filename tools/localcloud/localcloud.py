@@ -606,6 +606,15 @@ def selected(services_arg):
 # commands
 
 
+def after_keystone(state, services_mod, args, started):
+    if started or 'projects' not in state:
+        keystone_bootstrap_identity(state)
+        save_state(state)
+    if services_mod and args.services not in ('keystone',):
+        services_mod.after_keystone(sys.modules[__name__], state)
+        save_state(state)
+
+
 def load_state():
     try:
         with open(path('state.json')) as f:
@@ -675,8 +684,12 @@ def cmd_up(args):
                       'project_domain_name': 'Default'},
         })
         ctx = {'state': state}
-        for svc in selected(args.services):
+        todo = selected(args.services)
+        services_mod = sys.modules.get('localcloud_services')
+        for svc in todo:
             if alive(svc.name) and svc.ready():
+                if svc.name == 'keystone':
+                    after_keystone(state, services_mod, args, False)
                 continue
             try:
                 stop(svc.name, svc.term_wait)
@@ -698,10 +711,8 @@ def cmd_up(args):
                                  % (svc.name, e,
                                     path('logs', svc.name + '.log')))
             if svc.name == 'keystone':
-                keystone_bootstrap_identity(state)
-                save_state(state)
-        post = getattr(sys.modules.get('localcloud_services'), 'post_up',
-                       None)
+                after_keystone(state, services_mod, args, True)
+        post = getattr(services_mod, 'post_up', None)
         if post and (args.services in (None, 'all')):
             post(sys.modules[__name__], state, ctx)
         state['services'] = {s.name: {'port': s.port, 'pid': read_pid(s.name)}
