@@ -1,0 +1,16 @@
+#!/bin/bash
+# The whole test suite on a fresh machine of this kind: installs what it
+# needs, starts the database/broker services if they are down, brings up the
+# local OpenStack cloud, and runs every unit and functional test against the
+# real peers.  Extra arguments go to pytest (e.g. tools/test.sh tests/unit).
+set -euo pipefail
+TOP="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$TOP"
+tools/install-deps.sh
+tools/services.sh
+export PYTHONPATH="$TOP${PYTHONPATH:+:$PYTHONPATH}"
+if [ $# -eq 0 ]; then
+  set -- tests
+fi
+exec "$TOP/.venv/bin/python" -m pytest -p no:cacheprovider -q \
+    --timeout=900 -o junit_family=xunit2 "$@"
