@@ -23,6 +23,7 @@ from oslo_config import cfg
 from oslo_db import exception as db_exc
 from oslo_log import log
 import pecan
+from sqlalchemy import exc as sa_exc
 from webob import exc as webob_exc
 
 from consnap.api.i18n import _
@@ -67,6 +68,11 @@ def fault(exc, exc_info=None, request_id=None):
     elif isinstance(exc, (db_exc.DBConnectionError, db_exc.DBDeadlock)):
         code = 503
         message = _('The database is unavailable, please retry.')
+    elif (isinstance(exc, (db_exc.DBError, sa_exc.OperationalError))
+          and 'database is locked' in str(exc)):
+        # sqlite write contention (embedded mode): temporary.
+        code = 503
+        message = _('The database is busy, please retry.')
     else:
         code = 500
         message = None

@@ -4,6 +4,7 @@ import html
 from http import client as http_client
 import re
 import sys
+from urllib import parse as urlparse
 
 from oslo_log import log
 from oslo_middleware import sizelimit
@@ -136,7 +137,7 @@ ORIGINAL_CONTENT_TYPE = 'consnap.content_type'
 
 
 class OpaqueBody(object):
-    """Keep Pecan from parsing request bodies itself.
+    """Keep Pecan from parsing request bodies itself; 400 non-UTF-8 URLs.
 
     Pecan turns JSON and form bodies into controller keyword arguments; its
     JSON parsing is unguarded (a deeply nested body raises RecursionError)
@@ -149,6 +150,13 @@ class OpaqueBody(object):
         self.application = application
 
     def __call__(self, environ, start_response):
+        try:
+            environ.get('PATH_INFO', '').encode('latin-1').decode('utf-8')
+            urlparse.unquote_to_bytes(
+                environ.get('QUERY_STRING', '')).decode('utf-8')
+        except UnicodeError:
+            return _json_fault(400, _('The URL is not valid UTF-8.'))(
+                environ, start_response)
         content_type = environ.get('CONTENT_TYPE')
         if content_type is not None:
             environ[ORIGINAL_CONTENT_TYPE] = content_type

@@ -22,7 +22,7 @@ def set_version():
 class RootController(object):
 
     @method.expose()
-    def index(self, *args):
+    def index(self, *args, **_kwargs):
         if args:
             raise exception.NotFound()
         if pecan.request.method not in ('GET', 'HEAD'):

@@ -73,6 +73,30 @@ snapshot = st.fixed_dictionaries({}, optional={
 })
 
 
+plain_text = st.text(st.characters(codec='utf-8', exclude_characters='\x00'),
+                     min_size=1, max_size=30)
+valid_snapshot = st.fixed_dictionaries(
+    {'servers': st.lists(st.fixed_dictionaries(
+        {'id': uuids},
+        optional={'mountpoints': st.lists(st.sampled_from(
+            ['/', '/var', '/data/db']), unique=True, max_size=3),
+            'include_volumes': st.booleans()}), min_size=1, max_size=3)},
+    optional={
+        'name': plain_text, 'description': plain_text,
+        'metadata': st.dictionaries(plain_text, plain_text, max_size=3),
+        'volumes': st.lists(st.fixed_dictionaries({'id': uuids}),
+                            max_size=2),
+        'quiesce': st.fixed_dictionaries({}, optional={
+            'driver': st.sampled_from(['qga', 'ssh']),
+            'max_freeze_seconds': st.floats(0.01, 30),
+            'on_freeze_failure': st.sampled_from(['fail', 'continue'])}),
+        'hooks': st.just([{'name': 'sync', 'type': 'command',
+                           'pre': ['/bin/sync']}]),
+        'idempotency_key': st.text(string.ascii_letters, min_size=1,
+                                   max_size=8),
+    })
+
+
 @st.composite
 def broken_snapshot_bodies(draw):
     """A snapshot body, sometimes with one extra key or a replaced value."""
@@ -129,8 +153,12 @@ queries = st.dictionaries(st.sampled_from(QUERY_KEYS) | odd_text,
 @st.composite
 def requests(draw):
     """``(method, path, query, headers, body, content_type)``."""
-    kind = draw(st.integers(0, 5))
+    kind = draw(st.integers(-1, 5))
     hdrs = draw(headers)
+    if kind == -1:
+        return ('POST', '/v1/snapshots', {}, hdrs,
+                _dumps({'snapshot': draw(valid_snapshot)}),
+                'application/json')
     if kind <= 1:
         return ('POST', '/v1/snapshots', {}, hdrs,
                 _dumps(draw(broken_snapshot_bodies())), 'application/json')

@@ -32,7 +32,9 @@ class OpenAPIController(object):
     """``/v1/openapi.json``: the API description, from the live schemas."""
 
     @method.expose()
-    def index(self):
+    def index(self, *args, **_kwargs):
+        if args:
+            raise exception.NotFound()
         if pecan.request.method not in ('GET', 'HEAD'):
             pecan.abort(405, headers={'Allow': 'GET, HEAD'})
         return openapi.document(api_utils.public_url())
@@ -47,7 +49,9 @@ class Controller(object):
     }
 
     @method.expose()
-    def index(self):
+    def index(self, *args, **_kwargs):
+        if args:
+            raise exception.NotFound()
         if pecan.request.method not in ('GET', 'HEAD'):
             pecan.abort(405, headers={'Allow': 'GET, HEAD'})
         document = version_document()
