@@ -1,78 +1,157 @@
-"""Run a request's application hooks for one phase on every guest."""
+"""Run a request's application hooks on every quiesced guest.
+
+The API's hook spec (``name, type, pre, post, timeout, retries, on_failure,
+params``) is turned into the hook library's spec (``consnap.drivers.hooks``)
+and run through the member's freeze driver.  ``pre`` results (state the
+``post`` phase needs, metadata such as the binary log position) are returned
+to the flow's store, keyed by member id.
+"""
+
+import time
 
 from oslo_log import log
 
 from consnap.common import constants
 from consnap.common import exception
+from consnap import conf
+from consnap.drivers.hooks import base as hooks_base
 from consnap.drivers import loader
 
+CONF = conf.CONF
 LOG = log.getLogger(__name__)
 
-
-def _run_command(driver, guest, argv, timeout, retries):
-    last = None
-    for attempt in range(1 + max(0, retries)):
-        try:
-            result = driver.execute(guest, argv, timeout)
-        except exception.GuestError as e:
-            last = str(e)
-            continue
-        if result.get('exitcode') == 0:
-            return result
-        last = 'exit code %s: %s' % (result.get('exitcode'),
-                                     (result.get('stderr') or '')[-500:])
-    raise exception.HookFailed(hook=argv[0] if argv else '?',
-                               guest=guest.get('name') or
-                               guest.get('server_id'), reason=last)
+# How long past the freeze deadline an application lock may be held at most
+# by its own guest-side deadline (the post phase normally releases it first).
+LOCK_HOLD_MARGIN = 60.0
 
 
-def run_phase(task, snapshot_id, plan, phase, reverting=False):
-    """Run phase ``pre`` or ``post`` of every hook on every guest.
+def library_spec(spec):
+    out = {'type': spec['type'], 'name': spec.get('name') or spec['type']}
+    for key in ('timeout', 'retries', 'on_failure'):
+        if spec.get(key) is not None:
+            out[key] = spec[key]
+    if spec.get('pre'):
+        out['pre_freeze'] = list(spec['pre'])
+    if spec.get('post'):
+        out['post_thaw'] = list(spec['post'])
+    params = dict(spec.get('params') or {})
+    secret_ref = params.pop('secret_ref', None)
+    if secret_ref:
+        out['password'] = _resolve_secret(secret_ref)
+    out.update(params)
+    return out
 
-    ``pre`` failures abort (raise) or, with ``on_failure: continue``, lower
-    the member to filesystem consistency.  ``post`` failures are recorded.
-    """
-    results = {}
-    db = task.db
+
+def _resolve_secret(ref):
+    try:
+        from castellan import key_manager
+    except ImportError:
+        raise exception.HookFailed(
+            hook='mysql', guest='-',
+            reason='secret_ref given but no key manager (castellan) is '
+                   'configured on this cloud')
+    manager = key_manager.API(CONF)
+    from consnap.common import context as consnap_context
+    secret = manager.get(consnap_context.get_admin_context(), ref)
+    value = secret.get_encoded()
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _members(plan):
     for member in plan['members']:
-        guest = member.get('guest')
-        if guest is None or member['freeze_driver'] == 'none':
-            continue
-        driver = loader.get_freeze_driver(member['freeze_driver'])
-        for hook in plan.get('hooks') or []:
-            argv = hook.get(phase)
-            if not argv:
-                continue
-            name = hook.get('name') or argv[0]
+        if member.get('guest') is not None and \
+                member['freeze_driver'] != 'none':
+            yield member
+
+
+def _hooks(plan):
+    return hooks_base.load(CONF, [library_spec(s)
+                                  for s in plan.get('hooks') or []])
+
+
+def run_pre(db, snapshot_id, plan):
+    """Pre-freeze hooks on every guest; {member_id: pre_result}.
+
+    On an aborting failure, post-thaw runs for what already ran (this guest
+    and the guests before it) before the error propagates.
+    """
+    if not plan.get('hooks'):
+        return {}
+    results = {}
+    deadline = time.time() + plan['max_freeze_seconds'] + LOCK_HOLD_MARGIN
+    levels = constants.CONSISTENCY_LEVELS
+    try:
+        for member in _members(plan):
+            driver = loader.get_freeze_driver(member['freeze_driver'])
             try:
-                out = _run_command(driver, guest, argv,
-                                   hook.get('timeout') or 30,
-                                   hook.get('retries') or 0)
+                result = hooks_base.run_pre_freeze(
+                    _hooks(plan), driver, member['guest'], deadline)
             except exception.HookFailed as e:
+                results[member['id']] = getattr(e, 'result', None) or {}
                 db.add_event(snapshot_id, constants.EV_HOOK,
                              member_id=member['id'],
-                             detail={'hook': name, 'phase': phase,
-                                     'ok': False, 'reason': str(e)})
-                if phase == 'pre' and hook.get('on_failure') != 'continue':
-                    raise
-                if phase == 'pre':
-                    reason = 'hook %s failed: %s' % (name, e)
-                    levels = constants.CONSISTENCY_LEVELS
-                    if (levels.index(constants.CONSISTENCY_FILESYSTEM) <
-                            levels.index(plan['required'])):
-                        raise exception.ConsistencyNotReached(
-                            required=plan['required'],
-                            member=member['resource_id'],
-                            reached=constants.CONSISTENCY_FILESYSTEM,
-                            reason=reason)
-                    db.update_member(member['id'], {
-                        'consistency': constants.CONSISTENCY_FILESYSTEM,
-                        'consistency_reason': reason})
-                continue
-            results.setdefault(member['id'], {})[name] = {
-                'exitcode': out.get('exitcode')}
+                             detail={'phase': 'pre', 'ok': False,
+                                     'reason': str(e)})
+                raise
+            results[member['id']] = result
             db.add_event(snapshot_id, constants.EV_HOOK,
                          member_id=member['id'],
-                         detail={'hook': name, 'phase': phase, 'ok': True,
-                                 'reverting': reverting})
+                         detail={'phase': 'pre', 'ran': result['ran'],
+                                 'failures': result['failures'],
+                                 'metadata': result['metadata']})
+            level = result['consistency']
+            reason = ('hooks %s succeeded; filesystems frozen' %
+                      ', '.join(result['ran']))
+            if result['failures']:
+                reason = 'hook %s failed (%s); filesystems frozen' % (
+                    result['failures'][0]['hook'],
+                    result['failures'][0]['reason'])
+            if levels.index(level) < levels.index(plan['required']):
+                raise exception.ConsistencyNotReached(
+                    required=plan['required'], member=member['resource_id'],
+                    reached=level, reason=reason)
+            db.update_member(member['id'], {
+                'consistency': level, 'consistency_reason': reason,
+                'details': {'hooks': result['metadata']}})
+    except Exception:
+        run_post(db, snapshot_id, plan, results, reverting=True)
+        raise
     return results
+
+
+def post_already_ran(db, snapshot_id):
+    events = db.get_snapshot(snapshot_id, with_events=True)['events']
+    return any(e['event'] == constants.EV_HOOK and
+               e['detail'].get('phase') == 'post' for e in events)
+
+
+def run_post(db, snapshot_id, plan, pre_results, reverting=False):
+    """Post-thaw hooks wherever pre-freeze hooks ran, once; never raises."""
+    if not plan.get('hooks') or not pre_results:
+        return {}
+    if post_already_ran(db, snapshot_id):
+        return {}
+    out = {}
+    for member in _members(plan):
+        pre = pre_results.get(member['id'])
+        if not pre:
+            continue
+        try:
+            driver = loader.get_freeze_driver(member['freeze_driver'])
+            result = hooks_base.run_post_thaw(_hooks(plan), driver,
+                                              member['guest'], pre)
+        except Exception as e:
+            LOG.exception('Post-thaw hooks on %s failed',
+                          member['resource_id'])
+            result = {'results': {}, 'failures': [{'hook': '*',
+                                                   'reason': str(e)}]}
+        out[member['id']] = result
+        try:
+            db.add_event(snapshot_id, constants.EV_HOOK,
+                         member_id=member['id'],
+                         detail={'phase': 'post', 'reverting': reverting,
+                                 'failures': result['failures']})
+        except Exception:
+            LOG.exception('Could not record post-thaw hooks of %s',
+                          snapshot_id)
+    return out

@@ -28,8 +28,7 @@ def get_create_snapshot_flow(member_count):
     flow.add(lifecycle_tasks.SnapshotToErrorOnRevert(
         name='consnap-snapshot-to-error-on-revert'))
     flow.add(preflight_tasks.Preflight(name='consnap-preflight'))
-    flow.add(guest_tasks.RunHooks('pre', name='consnap-pre-freeze-hooks',
-                                  provides='pre_hook_results'))
+    flow.add(guest_tasks.RunPreFreezeHooks(name='consnap-pre-freeze-hooks'))
     flow.add(guest_tasks.FreezeGuests(name='consnap-freeze-guests'))
     flow.add(_per_member(
         'consnap-request-snapshots',
@@ -42,8 +41,7 @@ def get_create_snapshot_flow(member_count):
             i, name='consnap-wait-captured-%d' % i,
             rebind={'handle': 'handle_%d' % i}), member_count))
     flow.add(guest_tasks.ThawGuests(name='consnap-thaw-guests'))
-    flow.add(guest_tasks.RunHooks('post', name='consnap-post-thaw-hooks',
-                                  provides='post_hook_results'))
+    flow.add(guest_tasks.RunPostThawHooks(name='consnap-post-thaw-hooks'))
     flow.add(_per_member(
         'consnap-wait-usable',
         lambda i: snapshot_tasks.WaitUsable(

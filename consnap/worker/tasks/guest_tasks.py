@@ -10,6 +10,7 @@ from consnap.common import exception
 from consnap.common import utils
 from consnap import conf
 from consnap.worker import freezer
+from consnap.worker import hooks as hook_runner
 from consnap.worker.tasks import base
 from consnap.worker import watchdog
 
@@ -100,33 +101,38 @@ class ThawGuests(base.ConsnapTask):
                     (last - first).total_seconds() * 1000.0, 3)}})
 
 
-class RunHooks(base.ConsnapTask):
-    """Pre-freeze (phase ``pre``) or post-thaw (phase ``post``) hooks.
+class RunPreFreezeHooks(base.ConsnapTask):
+    """Pre-freeze hooks; the revert runs the post-thaw hooks (after a thaw).
 
-    Post-thaw hooks run whenever pre-freeze hooks ran, on every path: the
-    pre task's revert runs them too.
+    Post-thaw hooks run whenever pre-freeze hooks ran, on every path.
     """
 
-    def __init__(self, phase, **kwargs):
-        self.phase = phase
-        super().__init__(**kwargs)
+    default_provides = 'pre_hook_results'
 
     def execute(self, snapshot_id, plan):
         if not plan.get('hooks'):
             return {}
-        from consnap.worker import hooks as hook_runner
-        return hook_runner.run_phase(self, snapshot_id, plan, self.phase)
+        self.check_cancelled(snapshot_id)
+        return hook_runner.run_pre(self.db, snapshot_id, plan)
 
-    def revert(self, snapshot_id, plan, *args, **kwargs):
-        if self.phase != 'pre':
-            return
-        if not plan or not plan.get('hooks'):
+    def revert(self, snapshot_id, plan, result, *args, **kwargs):
+        if not plan or not plan.get('hooks') or not isinstance(result, dict):
             return
         try:
             freezer.thaw_snapshot(snapshot_id, thawed_by='revert')
-            from consnap.worker import hooks as hook_runner
-            hook_runner.run_phase(self, snapshot_id, plan, 'post',
-                                  reverting=True)
+            hook_runner.run_post(self.db, snapshot_id, plan, result,
+                                 reverting=True)
         except Exception:
             LOG.exception('Post-thaw hooks on revert of %s failed',
                           snapshot_id)
+
+
+class RunPostThawHooks(base.ConsnapTask):
+
+    default_provides = 'post_hook_results'
+
+    def execute(self, snapshot_id, plan, pre_hook_results):
+        if not plan.get('hooks'):
+            return {}
+        return hook_runner.run_post(self.db, snapshot_id, plan,
+                                    pre_hook_results)
