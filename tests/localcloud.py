@@ -98,3 +98,88 @@ def connection_for(state, persona, project=None, **kwargs):
     kwargs.setdefault('interface', state.get('interface', 'public'))
     return openstack.connection.Connection(
         session=session_for(state, persona, project), **kwargs)
+
+
+# --------------------------------------------------------------------------
+# Talking to a guest's qemu-ga through the cloud's private libvirtd (host
+# side, as root; Nova's libvirt domain UUID is the server id).  Uses the
+# `virsh` CLI so the test venv needs no libvirt-python.
+
+
+def guest_agent(state, server_id, command, arguments=None, timeout=10):
+    """Send one QGA command; return its 'return' value."""
+    msg = {'execute': command}
+    if arguments is not None:
+        msg['arguments'] = arguments
+    p = subprocess.run(
+        ['virsh', '-c', state['libvirt_uri'], 'qemu-agent-command',
+         '--timeout', str(int(timeout)), server_id, json.dumps(msg)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        universal_newlines=True, timeout=timeout + 20)
+    if p.returncode != 0:
+        raise RuntimeError('qemu-agent-command %s on %s failed: %s'
+                           % (command, server_id, p.stderr.strip()))
+    return json.loads(p.stdout)['return']
+
+
+def wait_guest_agent(state, server_id, timeout=120):
+    """Wait until the guest's agent answers guest-ping."""
+    import time
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            guest_agent(state, server_id, 'guest-ping', timeout=5)
+            return
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            last = e
+        time.sleep(1)
+    raise RuntimeError('guest agent of %s not answering after %ss: %s'
+                       % (server_id, timeout, last))
+
+
+def guest_exec(state, server_id, argv, timeout=60):
+    """Run argv in the guest via guest-exec; return (exitcode, out, err)."""
+    import base64
+    import time
+    r = guest_agent(state, server_id, 'guest-exec', {
+        'path': argv[0], 'arg': list(argv[1:]), 'capture-output': True})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = guest_agent(state, server_id, 'guest-exec-status',
+                         {'pid': r['pid']})
+        if st.get('exited'):
+            return (st.get('exitcode'),
+                    base64.b64decode(st.get('out-data', '')).decode(
+                        errors='replace'),
+                    base64.b64decode(st.get('err-data', '')).decode(
+                        errors='replace'))
+        time.sleep(0.5)
+    raise RuntimeError('guest-exec %r on %s did not finish in %ss'
+                       % (argv, server_id, timeout))
+
+
+def read_guest_file(image_path, guest_path):
+    """Read a file out of an ext4 image (raw) without mounting it."""
+    p = subprocess.run(['debugfs', '-R', 'cat %s' % guest_path, image_path],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=120)
+    if p.returncode != 0:
+        raise RuntimeError('debugfs on %s failed: %s'
+                           % (image_path, p.stderr.decode(errors='replace')))
+    return p.stdout.decode(errors='replace')
+
+
+def parse_records(text):
+    """Parse and check writer records; return the list of sequence numbers.
+
+    Raises AssertionError on a bad checksum or a malformed line.
+    """
+    import hashlib
+    seqs = []
+    for line in text.splitlines():
+        seq, t, digest = line.split(' ')
+        want = hashlib.sha256(('%s %s' % (seq, t)).encode()).hexdigest()
+        assert digest == want, 'bad checksum in record %r' % line
+        seqs.append(int(seq))
+    return seqs

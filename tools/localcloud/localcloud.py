@@ -417,6 +417,17 @@ exec "$@"
 ''', mode=0o755)
 
 
+    # Likewise the services' rootwrap (whose filters only allow configs in
+    # /etc): everything already runs as root, so pass the command through.
+    for name in ('nova-rootwrap', 'cinder-rootwrap', 'glance-rootwrap'):
+        write(path('bin', name), '''#!/bin/sh
+# localcloud rootwrap shim: usage NAME CONFIG CMD...; we already run as root.
+[ "$(id -u)" = 0 ] || { echo "localcloud rootwrap shim: root only" >&2; exit 1; }
+shift
+exec "$@"
+''', mode=0o755)
+
+
 def mysql(sql):
     run(['mariadb', '-uroot', '-h127.0.0.1', '-P3306', '-e', sql], timeout=60)
 
@@ -453,6 +464,7 @@ def gunicorn(name, module, env, threads=4, argv=()):
     spawn(name, [venv_bin('gunicorn'), '--bind', '%s:%d' % (HOST, PORTS[name]),
                  '--workers', '1', '--threads', str(threads),
                  '--worker-class', 'gthread', '--timeout', '300',
+                 '--keep-alive', '0',
                  '--graceful-timeout', '5', '--no-control-socket',
                  '--name', 'localcloud-' + name, 'wsgi_wrap:application'],
           env=e)
@@ -700,6 +712,7 @@ def cmd_up(args):
                 except OSError:
                     off = 0
                 svc.start()
+                ctx.setdefault('started', []).append(svc.name)
                 wait_ready(svc, time.monotonic() + START_TIMEOUT, off)
                 log('%-16s ready in %.1fs' % (svc.name, time.monotonic() - t))
             except CloudError:
