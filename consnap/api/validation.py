@@ -136,6 +136,16 @@ def _reason(error):
     return msg if len(msg) <= 200 else msg[:200] + '...'
 
 
+def _custom(error):
+    """The error whose schema carries its own message (``x-reason``)."""
+    while True:
+        if isinstance(error.schema, dict) and 'x-reason' in error.schema:
+            return error
+        if not error.context:
+            return None
+        error = max(error.context, key=jsonschema.exceptions.by_relevance())
+
+
 def _best(error):
     # Descend into anyOf/oneOf to the most relevant cause.
     while error.context:
@@ -153,15 +163,22 @@ class SchemaValidator(object):
 
     def validate(self, target):
         _check_strings(target, [self.root] if self.root else [])
-        error = jsonschema.exceptions.best_match(
-            self.validator.iter_errors(target))
-        if error is None:
+        errors = list(self.validator.iter_errors(target))
+        if not errors:
             return
-        error = _best(error)
+        # The most relevant error, not yet descended into anyOf/oneOf
+        # (best_match would), so that a schema's own x-reason is seen.
+        error = max(errors, key=jsonschema.exceptions.by_relevance())
+        custom = _custom(error)
+        error = custom or _best(error)
         path = list(error.absolute_path)
         if self.root:
             path = [self.root] + path
-        if error.validator == 'additionalProperties' and isinstance(
+        if custom is not None:
+            extra = error.schema.get('x-field')
+            field = format_path(path + (extra.split('.') if extra else []))
+            reason = error.schema['x-reason']
+        elif error.validator == 'additionalProperties' and isinstance(
                 error.instance, dict):
             props = error.schema.get('properties', {})
             extra = sorted(str(k) for k in error.instance if k not in props)
@@ -182,7 +199,7 @@ class SchemaValidator(object):
               and isinstance(error.validator_value, dict)
               and error.validator_value.get('required')):
             field = format_path(path + error.validator_value['required'][:1])
-            reason = error.schema.get('x-reason') or _('is not allowed here')
+            reason = _('is not allowed here')
         elif error.validator == 'dependentRequired':
             field = format_path(path)
             reason = error.message[:200]

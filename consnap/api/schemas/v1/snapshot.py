@@ -109,9 +109,16 @@ hook = {
         {'if': {'properties': {'type': {'const': 'command'}},
                 'required': ['type']},
          'then': {'not': {'required': ['params']},
+                  'x-field': 'params',
                   'x-reason': 'is only accepted for mysql hooks'}},
     ],
 }
+
+
+_APPLICATION_NEEDS_HOOKS = ('"application" consistency needs at least one '
+                            'hook that quiesces the application')
+_NONE_ONLY_CRASH = ('driver "none" does not quiesce guests, so only "crash" '
+                    'consistency can be reached')
 
 
 def quiesce():
@@ -162,6 +169,39 @@ def snapshot_create():
         'additionalProperties': False,
         'description': 'At least one server or volume; at most '
                        '[api]max_members (%d) in total.' % max_members,
+        'allOf': [
+            # At least one member.
+            {'anyOf': [
+                {'properties': {'servers': {'minItems': 1}},
+                 'required': ['servers']},
+                {'properties': {'volumes': {'minItems': 1}},
+                 'required': ['volumes']}],
+             'x-field': 'servers',
+             'x-reason': 'a request needs at least one server or volume'},
+            # Application consistency comes from hooks.
+            {'if': {'properties': {'quiesce': {
+                'type': 'object',
+                'properties': {'required_consistency': {
+                    'const': constants.CONSISTENCY_APPLICATION}},
+                'required': ['required_consistency']}},
+                'required': ['quiesce']},
+             'then': {'properties': {'hooks': {
+                 'minItems': 1,
+                 'x-reason': _APPLICATION_NEEDS_HOOKS}},
+                 'required': ['hooks'],
+                 'x-field': 'quiesce.required_consistency',
+                 'x-reason': _APPLICATION_NEEDS_HOOKS}},
+            # The none driver does not quiesce.
+            {'if': {'properties': {'quiesce': {
+                'type': 'object',
+                'properties': {'driver': {'const': 'none'}},
+                'required': ['driver']}},
+                'required': ['quiesce']},
+             'then': {'properties': {'quiesce': {'properties': {
+                 'required_consistency': {
+                     'const': constants.CONSISTENCY_CRASH,
+                     'x-reason': _NONE_ONLY_CRASH}}}}}},
+        ],
     }
 
 
