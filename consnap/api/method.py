@@ -16,6 +16,7 @@ import datetime
 import functools
 from http import client as http_client
 import json
+import math
 import sys
 import traceback
 
@@ -177,9 +178,15 @@ def json_body(allow_empty=False):
     def _no_constant(name):
         raise ValueError(_('%s is not valid JSON') % name)
 
+    def _finite(text):
+        value = float(text)
+        if math.isinf(value):
+            raise ValueError(_('number %s is out of range') % text[:32])
+        return value
+
     try:
         return json.loads(body.decode('utf-8'),
-                          parse_constant=_no_constant)
+                          parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
         raise exception.Invalid(reason=_('the JSON body is nested too '
                                          'deeply'))

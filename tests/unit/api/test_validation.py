@@ -214,7 +214,8 @@ class TestBodies(base.APITestCase):
         for data in (b'', b'{', b'{"snapshot": }', b'nul', b'\xff\xfe',
                      b'{"a": NaN}', b'{"a": Infinity}', b'{"a": -Infinity}',
                      b'[' * 100000, b'{"a":' * 20000,
-                     b'{"a": 1' + b'0' * 5000 + b'}'):
+                     b'{"a": 1' + b'0' * 5000 + b'}', b'{"a": 1e400}',
+                     b'{"a": -1.5e999}'):
             self.assertFault(self.raw(data[:60000]), 400)
 
     def test_not_an_object(self):
