@@ -81,8 +81,10 @@ def document(base_url=''):
     ctl = snapshot_ctl.SnapshotsController
     version_header = {
         'name': versions.HEADER, 'in': 'header', 'required': False,
-        'schema': {'type': 'string',
-                   'pattern': r'^snapshot (latest|[0-9]+\.[0-9]+)$'},
+        'schema': {'type': 'string', 'enum': ['snapshot latest'] + [
+            'snapshot %d.%d' % (versions.BASE_VERSION, minor)
+            for minor in range(versions.MINOR_MIN_VERSION,
+                               versions.MINOR_MAX_VERSION + 1)]},
         'description': 'Microversion, "snapshot 1.N" or "snapshot latest" '
                        '(%s to %s).' % (versions.min_version_string(),
                                         versions.max_version_string()),

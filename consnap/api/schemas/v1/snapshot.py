@@ -22,24 +22,29 @@ MAX_HOOK_RETRIES = 10
 SORT_KEYS = ('created_at', 'updated_at', 'name', 'status', 'id')
 
 uuid = {'type': 'string', 'format': 'uuid', 'maxLength': 36}
+# Text without NUL characters (databases reject them; the validator also
+# rejects unpaired UTF-16 surrogates everywhere).
+NO_NUL = r'^[^\u0000]*$'
+
 nullable_string = {'type': ['string', 'null']}
 timestamp = {'type': ['string', 'null'], 'format': 'date-time'}
 
 name = {'type': 'string', 'minLength': 1, 'maxLength': 255,
-        'description': 'A human-readable name.'}
-description = {'type': 'string', 'maxLength': 1024}
+        'pattern': NO_NUL, 'description': 'A human-readable name.'}
+description = {'type': 'string', 'maxLength': 1024, 'pattern': NO_NUL}
 metadata = {
     'type': 'object',
     'maxProperties': MAX_METADATA_ITEMS,
-    'propertyNames': {'minLength': 1, 'maxLength': 255},
-    'additionalProperties': {'type': 'string', 'maxLength': 255},
+    'propertyNames': {'minLength': 1, 'maxLength': 255, 'pattern': NO_NUL},
+    'additionalProperties': {'type': 'string', 'maxLength': 255,
+                             'pattern': NO_NUL},
     'description': 'Free-form string to string map.',
 }
 
 # An absolute path in the guest, without NULs or '.'/'..' components.
 mountpoint = {
     'type': 'string', 'minLength': 1, 'maxLength': 4096,
-    'pattern': r'^/(?!(.*/)?\.\.?(/|$))',
+    'pattern': r'^/(?!(.*/)?\.\.?(/|$))[^\u0000]*$',
 }
 
 server_member = {
@@ -68,20 +73,25 @@ volume_member = {
 
 argv = {
     'type': 'array', 'minItems': 1, 'maxItems': MAX_ARGV,
-    'items': {'type': 'string', 'minLength': 1, 'maxLength': 4096},
+    'items': {'type': 'string', 'minLength': 1, 'maxLength': 4096,
+              'pattern': NO_NUL},
     'description': 'Command and arguments (no shell).',
 }
 
 mysql_params = {
     'type': 'object',
     'properties': {
-        'host': {'type': 'string', 'minLength': 1, 'maxLength': 255},
+        'host': {'type': 'string', 'minLength': 1, 'maxLength': 255,
+                 'pattern': NO_NUL},
         'port': {'type': 'integer', 'minimum': 1, 'maximum': 65535},
         'socket': dict(mountpoint, description='Unix socket path.'),
-        'user': {'type': 'string', 'minLength': 1, 'maxLength': 80},
-        'database': {'type': 'string', 'minLength': 1, 'maxLength': 64},
+        'user': {'type': 'string', 'minLength': 1, 'maxLength': 80,
+                 'pattern': NO_NUL},
+        'database': {'type': 'string', 'minLength': 1, 'maxLength': 64,
+                     'pattern': NO_NUL},
         'secret_ref': {
             'type': 'string', 'minLength': 1, 'maxLength': 255,
+            'pattern': NO_NUL,
             'description': 'Reference of the password in the key manager; '
                            'passwords are never accepted in plain text.'},
     },
@@ -111,6 +121,12 @@ hook = {
          'then': {'not': {'required': ['params']},
                   'x-field': 'params',
                   'x-reason': 'is only accepted for mysql hooks'}},
+        {'if': {'properties': {'type': {'const': 'command'}},
+                'required': ['type']},
+         'then': {'anyOf': [{'required': ['pre']}, {'required': ['post']}],
+                  'x-field': 'pre',
+                  'x-reason': 'a command hook needs "pre" or "post" (or '
+                              'both)'}},
     ],
 }
 
