@@ -19,6 +19,7 @@ from consnap.db import api as dbapi
 from consnap.drivers import loader
 from consnap.worker import engine
 from consnap.worker import freezer
+from consnap.worker import jobboard
 from consnap.worker.flows import snapshot_flows
 from consnap.worker.tasks import base as task_base
 
@@ -38,12 +39,16 @@ class ConductorManager(object):
         self._executor = None
         self._periodic = None
         self._periodic_executor = None
+        self._jobboard = None
 
     # -- lifecycle ------------------------------------------------------------
     def init_host(self, start_periodics=True):
         self.db.register_conductor(self.host)
         self._executor = futurist.ThreadPoolExecutor(
             max_workers=CONF.conductor.max_concurrent_flows)
+        if CONF.taskflow.jobboard_enabled:
+            self._jobboard = jobboard.JobboardRunner(self.host)
+            self._jobboard.start()
         if start_periodics:
             self._periodic = periodics.PeriodicWorker(
                 self._periodic_callables(),
@@ -61,6 +66,9 @@ class ConductorManager(object):
             self._periodic.wait()
             self._periodic_executor.shutdown(wait=True)
             self._periodic = None
+        if self._jobboard is not None:
+            self._jobboard.stop()
+            self._jobboard = None
         if self._executor is not None:
             self._executor.shutdown(wait=wait)
         self.db.unregister_conductor(self.host)
@@ -93,7 +101,19 @@ class ConductorManager(object):
 
     def _start(self, snapshot_id, from_statuses):
         if self.db.claim_snapshot(snapshot_id, self.host, from_statuses):
+            if CONF.taskflow.jobboard_enabled:
+                return self._submit(self._post_create, snapshot_id)
             return self._submit(self._run_create, snapshot_id)
+
+    def _post_create(self, snapshot_id):
+        try:
+            snap = self.db.get_snapshot(snapshot_id)
+            jobboard.post_create_flow(snapshot_id, len(snap['members']))
+        except Exception:
+            # The request stays pending and owned by us; if we die, the
+            # recovery of another conductor posts it again.
+            LOG.exception('Posting snapshot %s to the jobboard failed',
+                          snapshot_id)
 
     def _run_create(self, snapshot_id):
         try:
@@ -206,15 +226,23 @@ class ConductorManager(object):
 
     def _recover_orphans(self):
         """Pick up requests whose cast was lost or whose owner died."""
-        for row in self.db.list_orphaned_pending(
-                CONF.conductor.pending_grace_seconds):
+        rows = self.db.list_orphaned_pending(
+            CONF.conductor.pending_grace_seconds)
+        if rows and CONF.taskflow.jobboard_enabled:
+            # Flows on the jobboard are taken over there, not here.
+            posted = jobboard.posted_names()
+            rows = [r for r in rows if r['id'] not in posted]
+        for row in rows:
             LOG.info('Recovering snapshot %s (%s, owner %s)', row['id'],
                      row['status'], row['owner'])
             self._recover_one(row)
 
     def _sweep_frozen(self):
-        """Thaw guests left frozen past their deadline by a dead owner."""
-        for record in self.db.list_stale_freeze_records():
+        """Thaw guests whose owner died, or left frozen past a deadline."""
+        records = {r['id']: r for r in self.db.list_stale_freeze_records()}
+        records.update({r['id']: r for r in
+                        self.db.list_freeze_records_of_dead_owners()})
+        for record in records.values():
             LOG.warning('Sweeper thawing member %s of snapshot %s (owner '
                         '%s, deadline %s)', record['member_id'],
                         record['snapshot_id'], record['owner'],

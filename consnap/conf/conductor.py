@@ -5,17 +5,21 @@ opts = [
                help='consnap-conductor worker processes.'),
     cfg.IntOpt('max_concurrent_flows', default=16, min=1,
                help='Flows one conductor runs at once.'),
-    cfg.IntOpt('heartbeat_interval', default=5, min=1,
+    cfg.IntOpt('heartbeat_interval', default=1, min=1,
                help='Seconds between conductor heartbeats.'),
-    cfg.IntOpt('heartbeat_timeout', default=20, min=2,
-               help='A conductor silent this long is considered dead.'),
+    cfg.IntOpt('heartbeat_timeout', default=3, min=2,
+               help='A conductor silent this long is considered dead: '
+                    'the guests it froze are thawed by the sweeper of '
+                    'another conductor, and its requests recovered. Keep '
+                    'it short; it bounds how long a crash can leave a '
+                    'guest frozen.'),
     cfg.IntOpt('pending_recovery_interval', default=10, min=1,
                help='Seconds between sweeps for requests whose cast was '
                     'lost (pending and owned by no live conductor).'),
     cfg.IntOpt('pending_grace_seconds', default=15, min=0,
                help='A pending request older than this with no owner is '
                     'picked up by a conductor periodic task.'),
-    cfg.IntOpt('sweeper_interval', default=5, min=1,
+    cfg.IntOpt('sweeper_interval', default=1, min=1,
                help='Seconds between sweeps for guests left frozen.'),
     cfg.IntOpt('rpc_cast_retries', default=2, min=0,
                help='Reconnection attempts of a cast before the API gives '

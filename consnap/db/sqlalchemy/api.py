@@ -348,6 +348,23 @@ class Connection(api.Connection):
                 at=timeutils.utcnow()))
             return True
 
+    @_retry
+    def take_over_snapshot(self, snapshot_id, owner):
+        """Unconditionally make ``owner`` the owner (jobboard takeover)."""
+        with _session_for_write() as session:
+            snap = session.get(models.Snapshot, snapshot_id)
+            if snap is None or snap.owner == owner:
+                return False
+            previous = snap.owner
+            snap.owner = owner
+            snap.owner_since = timeutils.utcnow()
+            session.add(models.SnapshotEvent(
+                snapshot_id=snapshot_id, event=constants.EV_CLAIMED,
+                detail={'owner': owner, 'previous_owner': previous,
+                        'via': 'jobboard'},
+                at=timeutils.utcnow()))
+            return True
+
     def list_orphaned_pending(self, grace_seconds):
         """Pending requests older than the grace, owned by nobody alive."""
         cutoff = timeutils.utcnow() - datetime.timedelta(
@@ -440,6 +457,13 @@ class Connection(api.Connection):
                     models.FreezeRecord.member_id == member_id)
             return [_freeze_record_dict(r)
                     for r in session.execute(query).scalars().all()]
+
+    def list_freeze_records(self, snapshot_id):
+        with _session_for_read() as session:
+            return [_freeze_record_dict(r) for r in session.execute(
+                sa.select(models.FreezeRecord).where(
+                    models.FreezeRecord.snapshot_id == snapshot_id
+                ).order_by(models.FreezeRecord.id)).scalars().all()]
 
     def list_stale_freeze_records(self):
         """Freezes past their deadline whose owner is gone or late."""

@@ -8,6 +8,7 @@ from taskflow.types import failure as tf_failure
 
 from consnap.common import constants
 from consnap.common import exception
+from consnap.common import utils
 from consnap import conf
 from consnap.drivers import loader
 from consnap.drivers.targets import base as target_base
@@ -76,6 +77,22 @@ class RequestSnapshot(MemberTask):
                               detail={'handle': result, 'reason': str(e)})
 
 
+def freeze_ended_early(db, snapshot_id, member_id):
+    """True when this member's freeze cannot be proven to have lasted
+    until now: the watchdog, the sweeper or a revert ended it, or it was
+    made by another conductor (a flow resumed after a takeover)."""
+    if watchdog.fired(snapshot_id):
+        return True
+    records = [r for r in db.list_freeze_records(snapshot_id)
+               if r['member_id'] == member_id]
+    if not records:
+        return False
+    latest = records[-1]
+    if latest['owner'] != utils.conductor_id():
+        return True
+    return latest['state'] == 'thawed' and latest['thawed_by'] != 'flow'
+
+
 class WaitCaptured(MemberTask):
     """Wait until the point in time is captured, within the freeze."""
 
@@ -105,10 +122,11 @@ class WaitCaptured(MemberTask):
                                 resource=member['type'],
                                 id=member['resource_id'], timeout=timeout))
         except exception.CaptureTimeout:
-            if not (frozen and watchdog.fired(snapshot_id)):
+            if not (frozen and freeze_ended_early(self.db, snapshot_id,
+                                                  member['id'])):
                 raise
         captured_at = timeutils.utcnow()
-        if frozen and watchdog.fired(snapshot_id):
+        if frozen and freeze_ended_early(self.db, snapshot_id, member['id']):
             if (plan['on_freeze_failure'] != 'continue' or
                     plan['required'] != constants.CONSISTENCY_CRASH):
                 raise exception.FrozenTooLong(

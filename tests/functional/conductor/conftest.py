@@ -1,8 +1,10 @@
-import json
 import os
 import subprocess
 
 import pytest
+import uuid
+
+from tests.functional import services
 
 from tests import loopfs
 from tests.drivers import loop as loop_drivers
@@ -85,3 +87,104 @@ def loop_guests(loop_pool, tmp_path, config, migrated_db, monkeypatch):
 
 
 writes_complete = _writes_complete
+
+PROJECT = 'project-dist'
+HEADERS = {'X-Project-Id': PROJECT, 'X-User-Id': 'user-dist',
+           'X-Roles': 'member,reader'}
+
+
+@pytest.fixture
+def deployment_factory(loop_guests, tmp_path):
+    """API/conductor processes over RabbitMQ and MariaDB, loop guests."""
+    services.require_tcp('RabbitMQ', 5672)
+    made = []
+
+    def factory(**extra_sections):
+        dep = _make_deployment(loop_guests, tmp_path, extra_sections)
+        made.append(dep)
+        return dep
+
+    yield factory
+    loop_guests.thaw_all()
+    for dep in made:
+        dep.close()
+
+
+def _make_deployment(loop_guests, tmp_path, extra_sections):
+    db_url, drop = services.mysql_database()
+    port = services.free_port()
+    exchange = 'consnap-test-%s' % uuid.uuid4().hex[:8]
+
+    def config(name, **extra):
+        sections = {
+            'DEFAULT': {'transport_url': services.RABBIT_URL,
+                        'control_exchange': exchange,
+                        'auth_strategy': 'noauth', 'rpc_transport': 'oslo',
+                        'host': name},
+            'database': {'connection': db_url},
+            'api': {'port': port, 'host_ip': '127.0.0.1'},
+            'targets': {'server_driver': TARGET,
+                        'volume_driver': TARGET},
+            'freeze': {'default_driver': FREEZE,
+                       'enabled_drivers': [FREEZE, 'none']},
+            'conductor': {'heartbeat_interval': 1, 'heartbeat_timeout': 4,
+                          'pending_recovery_interval': 1,
+                          'pending_grace_seconds': 1,
+                          'sweeper_interval': 1},
+            'oslo_messaging_rabbit': {'rabbit_retry_interval': 1},
+        }
+        for section, values in extra_sections.items():
+            sections.setdefault(section, {}).update(values)
+        sections.update(extra)
+        return services.write_config(str(tmp_path / (name + '.conf')),
+                                     sections)
+
+    env = {'CONSNAP_LOOP_REGISTRY': loop_guests.path}
+    subprocess.run([os.path.join(services.BIN, 'consnap-dbsync'),
+                    '--config-file', config('dbsync'), 'upgrade'],
+                   check=True, timeout=120, capture_output=True)
+    procs = []
+
+    class Deployment(object):
+        url = 'http://127.0.0.1:%d' % port
+        guests = loop_guests
+
+        def start(self, kind, name):
+            command = {'api': 'consnap-api',
+                       'conductor': 'consnap-conductor'}[kind]
+            proc = services.start(name, command, config(name),
+                                  str(tmp_path), env=env)
+            procs.append(proc)
+            if kind == 'api':
+                services.wait_for_http(self.url + '/', proc)
+            else:
+                services.wait_for(
+                    lambda: 'listening on topic' in proc.tail(200),
+                    60, what='%s to listen' % name)
+            return proc
+
+        def post(self, servers):
+            return services.http('POST', self.url + '/v1/snapshots', {
+                'snapshot': {'name': 'dist',
+                             'servers': [{'id': s} for s in servers]}},
+                headers=HEADERS)
+
+        def get(self, sid):
+            return services.http('GET', self.url + '/v1/snapshots/' + sid,
+                                 headers=HEADERS)[1]['snapshot']
+
+        def wait_final(self, sid, timeout=60):
+            return services.wait_for(
+                lambda: (lambda s: s if s['status'] in (
+                    'available', 'error', 'cancelled') else None)(
+                    self.get(sid)), timeout, what='request %s to end' % sid)
+
+        def close(self):
+            loop_guests.thaw_all()
+            for proc in procs:
+                proc.stop()
+            drop()
+
+    return Deployment()
+
+
