@@ -101,3 +101,59 @@ def mounted(state, sid, dev):
     code, out, _ = localcloud.guest_exec(
         state, sid, ['/bin/sh', '-c', 'cat /run/consnap-mounts 2>/dev/null'])
     return code == 0 and ('/dev/%s ' % dev) in out
+
+
+RECORDS = '/consnap-records.log'
+
+
+def parse_records(text):
+    """(good sequence numbers, torn line count) of the writer's records."""
+    import hashlib
+    good, torn = [], 0
+    for line in text.split('\n'):
+        if not line:
+            continue
+        try:
+            seq, t, digest = line.split(' ')
+            ok = hashlib.sha256(('%s %s' % (seq, t)).encode()).hexdigest() \
+                == digest
+        except ValueError:
+            ok = False
+        if ok:
+            good.append(int(seq))
+        else:
+            torn += 1
+    return good, torn
+
+
+def ext4_verdict(raw, committed_before, records=RECORDS):
+    """The consistency oracle: no journal recovery needed, ``e2fsck -fn``
+    clean, records 0..committed_before-1 all present, none torn."""
+    import subprocess
+    out = subprocess.run(['dumpe2fs', '-h', raw], capture_output=True,
+                         text=True, timeout=120).stdout
+    features = ''
+    for line in out.splitlines():
+        if line.startswith('Filesystem features:'):
+            features = line.split(':', 1)[1]
+    needs_recovery = 'needs_recovery' in features.split()
+    fsck = subprocess.run(['e2fsck', '-fn', raw], capture_output=True,
+                          text=True, timeout=300)
+    p = subprocess.run(['debugfs', '-R', 'cat %s' % records, raw],
+                       capture_output=True, timeout=120)
+    good, torn = parse_records(p.stdout.decode(errors='replace'))
+    present = set(good)
+    missing = [s for s in range(committed_before) if s not in present]
+    return {'needs_recovery': needs_recovery,
+            'e2fsck_exit': fsck.returncode,
+            'records_found': len(good),
+            'committed_before_freeze': committed_before,
+            'missing_committed': len(missing),
+            'torn_records': torn,
+            'consistent': (not needs_recovery and fsck.returncode == 0 and
+                           not missing and not torn)}
+
+
+def download(conn, image_id, path):
+    conn.image.download_image(conn.image.get_image(image_id), output=path)
+    return path
