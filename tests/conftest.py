@@ -46,3 +46,10 @@ def config():
     yield _set
     for name, group in overridden:
         CONF.clear_override(name, group=group)
+
+
+@pytest.fixture(autouse=True)
+def _consnap_defaults():
+    """Re-assert the test defaults: tests that re-parse CONF clear them."""
+    _init_conf()
+    yield

@@ -108,8 +108,8 @@ class InvalidState(Conflict):
 
 
 class ServerBusy(Conflict):
-    _msg_fmt = ('Server %(server)s already has snapshot request %(snapshot)s '
-                'in flight.')
+    _msg_fmt = ('%(server)s (server or volume) already has snapshot request '
+                '%(snapshot)s in flight.')
 
 
 class DuplicateName(Conflict):

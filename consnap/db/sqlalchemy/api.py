@@ -1,5 +1,6 @@
 """SQLAlchemy implementation of ``consnap.db.api.Connection``."""
 
+import contextlib
 import datetime
 import threading
 
@@ -34,8 +35,21 @@ def _session_for_read():
     return enginefacade.reader.using(_CONTEXT)
 
 
+# sqlite (the embedded mode) allows one writer at a time and fails others
+# with "database is locked" when a read transaction upgrades to a write:
+# serialise writers within the process (the embedded mode is one process).
+_SQLITE_WRITE_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
 def _session_for_write():
-    return enginefacade.writer.using(_CONTEXT)
+    if enginefacade.writer.get_engine().dialect.name == 'sqlite':
+        with _SQLITE_WRITE_LOCK:
+            with enginefacade.writer.using(_CONTEXT) as session:
+                yield session
+    else:
+        with enginefacade.writer.using(_CONTEXT) as session:
+            yield session
 
 
 def _retry(f):
