@@ -7,8 +7,16 @@ the production drivers (qga, ssh; Nova, Cinder) have their own tests.
 
 Both read a registry (JSON file named by ``$CONSNAP_LOOP_REGISTRY``) written
 by the test: ``{"disks": {resource_id: {"project_id", "mountpoint",
-"image", "snap_dir"}}, "faults": {step: "error" | "hang:SECONDS"}}``.
+"image", "snap_dir"[, "guest"]}}, "faults": {step: "error" | "hang:SECONDS"}}``.
 Safety: only mountpoints listed in the registry are ever frozen.
+
+A disk's optional ``guest`` dict is merged into the guest ``LoopTarget``
+returns (``driver_info`` merged key by key), so that a real freeze driver
+reaches the loop mount: ``{"driver_info": {"transport": "socket"}}`` for qga
+on a host qemu-ga socket, ``{"address": "127.0.0.1", "driver_info": {"port",
+"user", "state_dir"}}`` for ssh on a loopback sshd.  Such a driver would see
+every filesystem of this host, so a member of a disk with a ``guest`` must
+name its mountpoints, all of them the disk's (else ``InvalidMountpoint``).
 """
 
 import json
@@ -143,10 +151,23 @@ class LoopTarget(target_base.TargetDriver):
         disk = registry()['disks'].get(member['resource_id'])
         if disk is None or disk['project_id'] != context.project_id:
             raise exception.ServerNotFound(server=member['resource_id'])
-        return {'guest': {'server_id': member['resource_id'],
-                          'name': member['resource_id'],
-                          'driver_info': {
-                              'mountpoints': [disk['mountpoint']]}},
+        guest = {'server_id': member['resource_id'],
+                 'name': member['resource_id'],
+                 'driver_info': {'mountpoints': [disk['mountpoint']]}}
+        extra = disk.get('guest')
+        if extra:
+            # A real agent sees the whole host: never let it choose.
+            asked = list(member.get('mountpoints') or [])
+            if not asked or set(asked) - {disk['mountpoint']}:
+                raise exception.InvalidMountpoint(
+                    mountpoint=','.join(asked) or '(all)',
+                    guest=member['resource_id'],
+                    reason='a loop guest behind a real agent must name its '
+                           'own mountpoint %s' % disk['mountpoint'])
+            extra = dict(extra)
+            guest['driver_info'].update(extra.pop('driver_info', None) or {})
+            guest.update(extra)
+        return {'guest': guest,
                 'image': disk['image'], 'snap_dir': disk['snap_dir']}
 
     def request_snapshot(self, context, member, info, metadata):
