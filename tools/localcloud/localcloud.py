@@ -30,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -55,7 +56,9 @@ PORTS = {
 
 ADMIN_PASSWORD = 'localcloud-admin'
 SERVICE_PASSWORD = 'localcloud-service'
-DB_PREFIX = 'localcloud_'
+# Databases (MariaDB) and RabbitMQ vhosts are named <prefix><service>; a
+# second cloud on the same machine needs its own prefix, dir and port base.
+DB_PREFIX = os.environ.get('CONSNAP_CLOUD_DB_PREFIX', 'localcloud_')
 DB_URL = 'mysql+pymysql://root:@127.0.0.1:3306/%s%%s?charset=utf8' % DB_PREFIX
 RABBIT_USER = 'localcloud'
 RABBIT_PASSWORD = 'localcloud'
@@ -439,7 +442,15 @@ def create_db(name, reset=False):
           % (DB_PREFIX, name))
 
 
+_rabbit_lock = threading.Lock()
+
+
 def rabbit_vhost(name):
+    with _rabbit_lock:
+        return _rabbit_vhost(name)
+
+
+def _rabbit_vhost(name):
     vhost = DB_PREFIX + name
     users = run(['rabbitmqctl', '-q', 'list_users'], timeout=60)
     if RABBIT_USER not in users.split():
@@ -496,6 +507,9 @@ key_repository = {d}/fernet-keys
 key_repository = {d}/credential-keys
 [cache]
 enabled = false
+[identity]
+# a test cloud: cheap bcrypt (every password auth and user update hashes)
+password_hash_rounds = 4
 '''.format(d=d))
     if done('keystone-db'):
         return
@@ -575,11 +589,16 @@ def keystone_bootstrap_identity(state):
 
 
 class Service:
+    """One process of the cloud.  Services of a wave start together; a
+    wave starts when the previous one is ready.  ``early`` ones start
+    before the databases of the others are prepared."""
+
     def __init__(self, name, group, prepare, start, ready, port=None,
-                 term_wait=20):
+                 term_wait=20, wave=0, early=False):
         self.name, self.group = name, group
         self.prepare, self.start, self.ready = prepare, start, ready
         self.port, self.term_wait = port, term_wait
+        self.wave, self.early = wave, early
 
 
 def _http_ready(name, suffix='/'):
@@ -679,9 +698,65 @@ def tail(p, n=25):
         return ''
 
 
+def prepare_all(services):
+    """Configs and one-time database setup of several services, in parallel
+    (the database migrations are most of a cold start)."""
+    import concurrent.futures
+    if not services:
+        return set()
+    t = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(
+            max_workers=len(services)) as ex:
+        futs = [(s, ex.submit(s.prepare)) for s in services]
+        for s, f in futs:
+            try:
+                f.result()
+            except Exception as e:
+                log('FAILED: service %s (preparing); log: %s'
+                    % (s.name, path('logs', s.name + '.log')))
+                if isinstance(e, CloudError):
+                    raise CloudError('service %s failed to prepare: %s'
+                                     % (s.name, e))
+                raise CloudError('service %s failed to prepare: %r'
+                                 % (s.name, e))
+    log('%-16s %.1fs (configs, databases)' % ('prepared', time.monotonic() - t))
+    return {s.name for s in services}
+
+
+def guarded(svc, fn):
+    """Run fn; any failure names the service and its log."""
+    try:
+        return fn()
+    except CloudError:
+        log('FAILED: service %s; log: %s'
+            % (svc.name, path('logs', svc.name + '.log')))
+        raise
+    except Exception as e:
+        log('FAILED: service %s; log: %s'
+            % (svc.name, path('logs', svc.name + '.log')))
+        raise CloudError('service %s failed to start: %r; log: %s'
+                         % (svc.name, e, path('logs', svc.name + '.log')))
+
+
+def launch(svc, ctx):
+    """(Re)start one service; return (start time, its log's offset)."""
+    def go():
+        stop(svc.name, svc.term_wait)
+        try:
+            off = os.path.getsize(path('logs', svc.name + '.log'))
+        except OSError:
+            off = 0
+        t = time.monotonic()
+        svc.start()
+        ctx.setdefault('started', []).append(svc.name)
+        return t, off
+    return guarded(svc, go)
+
+
 def cmd_up(args):
     t0 = time.monotonic()
     install()
+    log('%-16s %.1fs' % ('installed', time.monotonic() - t0))
     with cloud_lock():
         for d in ('logs', 'run', 'markers', 'bin'):
             os.makedirs(path(d), exist_ok=True)
@@ -698,33 +773,37 @@ def cmd_up(args):
         ctx = {'state': state}
         todo = selected(args.services)
         services_mod = sys.modules.get('localcloud_services')
-        for svc in todo:
-            if alive(svc.name) and svc.ready():
-                if svc.name == 'keystone':
-                    after_keystone(state, services_mod, args, False)
-                continue
-            try:
-                stop(svc.name, svc.term_wait)
-                svc.prepare()
-                t = time.monotonic()
-                try:
-                    off = os.path.getsize(path('logs', svc.name + '.log'))
-                except OSError:
-                    off = 0
-                svc.start()
-                ctx.setdefault('started', []).append(svc.name)
-                wait_ready(svc, time.monotonic() + START_TIMEOUT, off)
+        down = [s for s in todo if not alive(s.name)]
+        # services without a database (libvirtd probes QEMU for seconds)
+        # start while the others' databases are migrated
+        early = [s for s in down if s.early]
+        prepared = prepare_all(early)
+        launched = {}
+        for svc in early:
+            launched[svc.name] = launch(svc, ctx)
+        prepared |= prepare_all([s for s in down if not s.early])
+        # then wave by wave: start all of a wave, wait for all of it
+        for wave in sorted({s.wave for s in todo}):
+            members = [s for s in todo if s.wave == wave]
+            for svc in members:
+                if svc.name in launched:
+                    continue
+                if alive(svc.name) and svc.ready():
+                    if svc.name == 'keystone':
+                        after_keystone(state, services_mod, args, False)
+                    continue
+                if svc.name not in prepared:
+                    guarded(svc, svc.prepare)
+                launched[svc.name] = launch(svc, ctx)
+            for svc in members:
+                if svc.name not in launched:
+                    continue
+                t, off = launched[svc.name]
+                guarded(svc, lambda: wait_ready(
+                    svc, time.monotonic() + START_TIMEOUT, off))
                 log('%-16s ready in %.1fs' % (svc.name, time.monotonic() - t))
-            except CloudError:
-                log('FAILED: service %s; log: %s'
-                    % (svc.name, path('logs', svc.name + '.log')))
-                raise
-            except Exception as e:
-                raise CloudError('service %s failed to start: %r; log: %s'
-                                 % (svc.name, e,
-                                    path('logs', svc.name + '.log')))
-            if svc.name == 'keystone':
-                after_keystone(state, services_mod, args, True)
+                if svc.name == 'keystone':
+                    after_keystone(state, services_mod, args, True)
         post = getattr(services_mod, 'post_up', None)
         if post and (args.services in (None, 'all')):
             post(sys.modules[__name__], state, ctx)
@@ -751,11 +830,34 @@ def print_status(state=None):
         total += rss
         rows.append((svc.name, str(svc.port or '-'), str(pid),
                      '%d MiB' % (rss // 1024)))
+    guests = guest_pids()
+    if guests:
+        rss = sum(rss_kib(p) for p in guests)
+        total += rss
+        rows.append(('guests (%d)' % len(guests), '-',
+                     ','.join(map(str, guests))[:8], '%d MiB' % (rss // 1024)))
     print('%-16s %-6s %-8s %s' % ('service', 'port', 'pid', 'rss'))
     for r in rows:
         print('%-16s %-6s %-8s %s' % r)
     print('%-16s %-6s %-8s %d MiB' % ('total', '', '', total // 1024))
     return total
+
+
+def guest_pids():
+    """QEMU processes of our private libvirtd (its own pid files)."""
+    d = path('libvirt', 'run', 'qemu')
+    pids = []
+    if os.path.isdir(d):
+        for f in os.listdir(d):
+            if f.endswith('.pid') and f != 'driver.pid':
+                try:
+                    with open(os.path.join(d, f)) as fh:
+                        pid = int(fh.read().strip())
+                except (OSError, ValueError):
+                    continue
+                if _proc_start_time(pid):
+                    pids.append(pid)
+    return sorted(pids)
 
 
 def cmd_status(args):

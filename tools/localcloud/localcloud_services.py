@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -17,10 +18,17 @@ def P(*parts):
     return lc.path(*parts)
 
 
+_once_locks = {}
+_once_guard = threading.Lock()
+
+
 def once(key, fn):
-    if key not in _prepared:
-        fn()
-        _prepared.add(key)
+    with _once_guard:
+        lock = _once_locks.setdefault(key, threading.Lock())
+    with lock:
+        if key not in _prepared:
+            fn()
+            _prepared.add(key)
 
 
 def admin_token():
@@ -272,6 +280,7 @@ force_config_drive = false
 heal_instance_info_cache_interval = -1
 instance_usage_audit = false
 sync_power_state_interval = 60
+report_interval = 5
 graceful_shutdown_timeout = 5
 [oslo_policy]
 policy_file = {d}/policy.yaml
@@ -387,6 +396,21 @@ def nova_bin(name):
     return start
 
 
+def _fresh(svc_rec, name):
+    """The service record was updated by the process we started."""
+    import datetime
+    stamp = svc_rec.get('updated_at') or svc_rec.get('created_at')
+    if not stamp:
+        return False
+    try:
+        t = datetime.datetime.strptime(stamp[:19], '%Y-%m-%dT%H:%M:%S')
+        started = os.path.getmtime(lc.pidfile(name))
+    except (ValueError, OSError):
+        return False
+    t = t.replace(tzinfo=datetime.timezone.utc).timestamp()
+    return t >= started - 1
+
+
 def nova_service_up(binary):
     def ready():
         try:
@@ -398,7 +422,7 @@ def nova_service_up(binary):
         if st != 200:
             return False
         return any(s['state'] == 'up' and s['status'] == 'enabled'
-                   for s in data['services'])
+                   and _fresh(s, binary) for s in data['services'])
     return ready
 
 
@@ -514,7 +538,8 @@ def cinder_service_up(binary):
             return False
         if st != 200:
             return False
-        return any(s['state'] == 'up' for s in data['services'])
+        return any(s['state'] == 'up' and _fresh(s, binary)
+                   for s in data['services'])
     return ready
 
 
@@ -528,27 +553,34 @@ def services(module):
     ready = lc._http_ready
     return [
         S('neutron-stub', 'all', lambda: None, neutron_start,
-          ready('neutron-stub', '/'), lc.PORTS['neutron-stub']),
-        S('libvirtd', 'all', libvirt_prepare, libvirt_start, libvirt_ready),
+          ready('neutron-stub', '/'), lc.PORTS['neutron-stub'], early=True),
+        S('libvirtd', 'all', libvirt_prepare, libvirt_start, libvirt_ready,
+          early=True),
         S('glance', 'all', glance_prepare, glance_start,
-          ready('glance', '/'), lc.PORTS['glance']),
+          ready('glance', '/'), lc.PORTS['glance'], wave=1),
         S('placement', 'all', placement_prepare, placement_start,
-          ready('placement', '/'), lc.PORTS['placement']),
+          ready('placement', '/'), lc.PORTS['placement'], wave=1),
         S('nova-api', 'all', lambda: once('nova', nova_prepare),
-          nova_api_start, ready('nova-api', '/'), lc.PORTS['nova-api']),
+          nova_api_start, ready('nova-api', '/'), lc.PORTS['nova-api'],
+          wave=1),
+        S('cinder-api', 'all', lambda: once('cinder', cinder_prepare),
+          cinder_api_start, ready('cinder-api', '/'), lc.PORTS['cinder-api'],
+          wave=1),
         S('nova-conductor', 'all', lambda: once('nova', nova_prepare),
-          nova_bin('nova-conductor'), nova_service_up('nova-conductor')),
+          nova_bin('nova-conductor'), nova_service_up('nova-conductor'),
+          wave=2),
         S('nova-scheduler', 'all', lambda: once('nova', nova_prepare),
-          nova_bin('nova-scheduler'), nova_service_up('nova-scheduler')),
+          nova_bin('nova-scheduler'), nova_service_up('nova-scheduler'),
+          wave=2),
         S('nova-compute', 'all', lambda: once('nova', nova_prepare),
           nova_bin('nova-compute'), nova_service_up('nova-compute'),
-          term_wait=10),
-        S('cinder-api', 'all', lambda: once('cinder', cinder_prepare),
-          cinder_api_start, ready('cinder-api', '/'), lc.PORTS['cinder-api']),
+          term_wait=10, wave=2),
         S('cinder-scheduler', 'all', lambda: once('cinder', cinder_prepare),
-          cinder_bin('cinder-scheduler'), cinder_service_up('cinder-scheduler')),
+          cinder_bin('cinder-scheduler'), cinder_service_up('cinder-scheduler'),
+          wave=2),
         S('cinder-volume', 'all', lambda: once('cinder', cinder_prepare),
-          cinder_bin('cinder-volume'), cinder_service_up('cinder-volume')),
+          cinder_bin('cinder-volume'), cinder_service_up('cinder-volume'),
+          wave=2),
     ]
 
 
@@ -583,28 +615,33 @@ def _discover_hosts(state, ctx):
     if lc.done('nova-hosts') and 'nova-compute' not in ctx.get('started', ()):
         return
     nm = [lc.venv_bin('nova-manage'), '--config-file', nova_conf_path()]
+    # map the compute host (nova-compute has reported: it is ready), then
+    # wait for its hypervisor (needs the mapping) and resource provider
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    while True:
+        out = lc.run(nm + ['cell_v2', 'discover_hosts', '--verbose'],
+                     timeout=120, env=NOVA_ENV)
+        if "'localcloud'" in out:       # newly mapped (or already: below)
+            break
         out = lc.run(nm + ['cell_v2', 'list_hosts'], timeout=120,
                      env=NOVA_ENV)
         if 'localcloud' in out:
             break
-        lc.run(nm + ['cell_v2', 'discover_hosts'], timeout=120, env=NOVA_ENV)
+        if time.monotonic() > deadline:
+            raise lc.CloudError('nova-compute host never got mapped to cell1; '
+                                'see %s' % P('logs', 'nova-compute.log'))
         time.sleep(2)
-    else:
-        raise lc.CloudError('nova-compute host never got mapped to cell1; '
-                            'see %s' % P('logs', 'nova-compute.log'))
-    # and the resource provider must be in placement
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    while True:
         st, _, data = lc.http('GET', url('nova-api', '/v2.1/os-hypervisors'),
                               token=admin_token())
         if st == 200 and data['hypervisors']:
-            lc.mark('nova-hosts')
-            return
-        time.sleep(2)
-    raise lc.CloudError('no hypervisor reported; see %s'
-                        % P('logs', 'nova-compute.log'))
+            break
+        if time.monotonic() > deadline:
+            raise lc.CloudError('nova-compute reported no hypervisor; see %s'
+                                % P('logs', 'nova-compute.log'))
+        time.sleep(1)
+    lc.mark('nova-hosts')
 
 
 def _flavor(state):
