@@ -10,7 +10,7 @@ tools/install-deps.sh
 tools/services.sh
 export PYTHONPATH="$TOP${PYTHONPATH:+:$PYTHONPATH}"
 if [ $# -eq 0 ]; then
-  set -- tests
+  set -- tests/unit tests/functional
 fi
 exec "$TOP/.venv/bin/python" -m pytest -p no:cacheprovider -q \
     --timeout=900 -o junit_family=xunit2 "$@"
