@@ -869,6 +869,7 @@ def cmd_status(args):
 
 
 def cmd_down(args):
+    service_table()         # imports localcloud_services (its hooks)
     with cloud_lock():
         pre = getattr(sys.modules.get('localcloud_services'), 'pre_down',
                       None)
