@@ -11,7 +11,7 @@ from oslo_log import log
 import oslo_messaging as messaging
 
 from consnap.common import constants
-from consnap.common import context as consnap_context
+from consnap.common import clients
 from consnap.common import exception
 from consnap.common import utils
 from consnap import conf
@@ -128,10 +128,7 @@ class ConductorManager(object):
             task_base.forget_cancel_event(snapshot_id)
 
     def _delete_artifacts(self, snap):
-        ctx = consnap_context.RequestContext(
-            user_id=snap['auth'].get('user_id'),
-            project_id=snap['auth'].get('project_id'),
-            roles=snap['auth'].get('roles') or [], overwrite=False)
+        ctx = clients.context_from_auth(snap['auth'])
         for member in snap['members']:
             handle = (member.get('details') or {}).get('handle')
             if not handle:
@@ -150,6 +147,11 @@ class ConductorManager(object):
                 self._delete_artifacts(snap)
             self.db.destroy_snapshot(snapshot_id)
             LOG.info('Snapshot %s deleted', snapshot_id)
+            try:
+                clients.delete_trust(snap['auth'].get('trust_id'))
+            except Exception as e:
+                LOG.warning('Could not delete the trust of snapshot %s: %s',
+                            snapshot_id, e)
         except Exception as e:
             LOG.exception('Deleting snapshot %s failed', snapshot_id)
             try:

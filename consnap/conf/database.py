@@ -1,4 +1,3 @@
-from oslo_config import cfg
 from oslo_db import options as db_options
 
 _DEFAULT_SQL = 'sqlite:///consnap.sqlite'

@@ -7,7 +7,7 @@ from oslo_log import log
 from taskflow import task
 
 from consnap.common import constants
-from consnap.common import context as consnap_context
+from consnap.common import clients
 from consnap.common import exception
 from consnap import conf
 from consnap.db import api as dbapi
@@ -64,11 +64,9 @@ class ConsnapTask(task.Task):
             raise
 
     def user_context(self, snapshot_id):
-        auth = self.db.get_snapshot(snapshot_id).get('auth') or {}
-        return consnap_context.RequestContext(
-            user_id=auth.get('user_id'), project_id=auth.get('project_id'),
-            roles=auth.get('roles') or [], auth_token=auth.get('token'),
-            overwrite=False)
+        """The requesting user's context (trust or token: ``clients``)."""
+        return clients.context_from_auth(
+            self.db.get_snapshot(snapshot_id).get('auth'))
 
     def wait_until(self, snapshot_id, check, timeout, interval, what):
         """Poll ``check()`` (returns True when done) until ``timeout``.

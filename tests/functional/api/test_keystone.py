@@ -43,6 +43,11 @@ def api(keystone, tmp_path_factory):
             'user_domain_name': 'Default', 'project_domain_name': 'Default',
             'region_name': keystone.get('region', 'RegionOne'),
             'token_cache_time': -1},
+        'service_user': {
+            'auth_type': 'password', 'auth_url': keystone['auth_url'],
+            'username': svc['username'], 'password': svc['password'],
+            'project_name': svc['project_name'],
+            'user_domain_name': 'Default', 'project_domain_name': 'Default'},
         'conductor': {'rpc_cast_retries': 0},
     })
     import os
@@ -102,6 +107,12 @@ def test_member_token_accepted(api, keystone):
     assert status == 202, body
     snap = body['snapshot']
     assert snap['project_id'] == keystone['projects']['tenant-a']['id']
+    # The API delegated the member's roles to consnap through a trust.
+    admin = localcloud.session_for(keystone, 'admin')
+    trusts = admin.get(keystone['auth_url'] + '/OS-TRUST/trusts').json()
+    assert any(t['trustor_user_id'] == localcloud.session_for(
+        keystone, 'member', 'tenant-a').get_user_id()
+        for t in trusts['trusts'])
     status, body, _ = call(api, 'GET', '/v1/snapshots/' + snap['id'], tok)
     assert status == 200 and body['snapshot']['id'] == snap['id']
 

@@ -13,6 +13,7 @@ from consnap.api.i18n import _
 from consnap.api import method
 from consnap.api.schemas.v1 import snapshot as schema
 from consnap.api import validation
+from consnap.common import clients
 from consnap.common import constants
 from consnap.common import exception
 from consnap import conf
@@ -22,6 +23,14 @@ CONF = conf.CONF
 LOG = log.getLogger(__name__)
 
 IDEMPOTENCY_HEADER = 'Idempotency-Key'
+
+
+def _auth_for(ctx):
+    """How the conductor will act for this user (clients module doc)."""
+    if CONF.auth_strategy != 'keystone':
+        return {'user_id': ctx.user_id, 'project_id': ctx.project_id,
+                'roles': list(ctx.roles or []), 'trust_id': None}
+    return clients.auth_for_request(ctx)
 
 
 def _members(body):
@@ -245,11 +254,17 @@ class SnapshotsController(rest.RestController):
             'quiesce': _quiesce(body),
             'hooks': _hooks(body),
             'idempotency_key': _idempotency_key(body),
-            'auth': {'user_id': ctx.user_id, 'project_id': ctx.project_id,
-                     'roles': list(ctx.roles or [])},
         }
-        snapshot = pecan.request.dbapi.create_snapshot(values, members)
+        values['auth'] = _auth_for(ctx)
+        try:
+            snapshot = pecan.request.dbapi.create_snapshot(values, members)
+        except Exception:
+            clients.delete_trust(values['auth'].get('trust_id'))
+            raise
         existing = snapshot.pop('_existing', False)
+        if existing:
+            # The stored request keeps its own trust.
+            clients.delete_trust(values['auth'].get('trust_id'))
         if existing and not _same_request(snapshot, members):
             raise exception.Conflict(
                 _('Idempotency key %s was already used for a different '
