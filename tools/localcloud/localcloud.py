@@ -642,7 +642,7 @@ def after_keystone(state, services_mod, args, started):
         keystone_bootstrap_identity(state)
         save_state(state)
     if services_mod and args.services not in ('keystone',):
-        services_mod.after_keystone(sys.modules[__name__], state)
+        services_mod.after_keystone(sys.modules[__name__], state, started)
         save_state(state)
 
 
@@ -738,10 +738,22 @@ def guarded(svc, fn):
                          % (svc.name, e, path('logs', svc.name + '.log')))
 
 
+def port_in_use(port):
+    import socket
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((HOST, port)) == 0
+
+
 def launch(svc, ctx):
     """(Re)start one service; return (start time, its log's offset)."""
     def go():
         stop(svc.name, svc.term_wait)
+        if svc.port and port_in_use(svc.port):
+            raise CloudError(
+                'port %s:%d of service %s is taken by a process this cloud '
+                'did not start (another cloud? set CONSNAP_CLOUD_PORT_BASE)'
+                % (HOST, svc.port, svc.name))
         try:
             off = os.path.getsize(path('logs', svc.name + '.log'))
         except OSError:
@@ -804,9 +816,13 @@ def cmd_up(args):
                 log('%-16s ready in %.1fs' % (svc.name, time.monotonic() - t))
                 if svc.name == 'keystone':
                     after_keystone(state, services_mod, args, True)
+        log('%-16s %.1fs' % ('services ready', time.monotonic() - t0))
         post = getattr(services_mod, 'post_up', None)
         if post and (args.services in (None, 'all')):
+            t = time.monotonic()
             post(sys.modules[__name__], state, ctx)
+            log('%-16s %.1fs (host mapping, flavor, guest images)'
+                % ('post-up', time.monotonic() - t))
         state['services'] = {s.name: {'port': s.port, 'pid': read_pid(s.name)}
                              for s in service_table() if alive(s.name)}
         state['up_seconds'] = round(time.monotonic() - t0, 1)

@@ -584,14 +584,10 @@ def services(module):
     ]
 
 
-def after_keystone(module, state):
+def after_keystone(module, state, started=True):
     """Catalog entries, before the services that read the catalog start."""
     global lc
     lc = module
-    ident = lc.Identity()
-    pid = ident.project('admin')
-    state['admin_project_id'] = pid
-    lc.save_state(state)
     eps = {
         'identity': lc.keystone_url(),
         'image': url('glance'),
@@ -601,11 +597,18 @@ def after_keystone(module, state):
         'block-storage': url('cinder-api', '/v3/$(project_id)s'),
         'network': url('neutron-stub'),
     }
+    if (not started and state.get('endpoints') == eps
+            and state.get('admin_project_id') and lc.done('catalog')):
+        return          # Keystone kept running: its catalog is in place
+    ident = lc.Identity()
+    state['admin_project_id'] = ident.project('admin')
+    lc.save_state(state)
     for stype, name in (('image', 'glance'), ('placement', 'placement'),
                         ('compute', 'nova'), ('volumev3', 'cinderv3'),
                         ('block-storage', 'cinder'), ('network', 'neutron')):
         ident.service(stype, name, eps[stype])
     state['endpoints'] = eps
+    lc.mark('catalog')
 
 
 # --------------------------------------------------------------------------
