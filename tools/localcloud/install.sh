@@ -14,7 +14,7 @@ UV_VERSION=0.13.9
 DEB_PACKAGES=(
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config
   qemu-system-x86 qemu-utils qemu-guest-agent busybox-static xfsprogs e2fsprogs
-  util-linux cpio gzip kmod genisoimage gcc python3-dev
+  util-linux mount cpio gzip kmod gcc python3-dev mariadb-client
 )
 
 missing=()

@@ -83,3 +83,20 @@ def test_attach_write_snapshot(cloud, tenant_conn):
         if vol is not None:
             bs.wait_for_status(vol, 'available', failures=['error'], wait=120)
             bs.delete_volume(vol, ignore_missing=True)
+
+
+def test_volume_from_image(cloud):
+    """Cinder's reflink driver fills a volume from a Glance image."""
+    conn = localcloud.connection_for(cloud, 'member', 'tenant-b')
+    bs = conn.block_storage
+    vol = bs.create_volume(size=1, image_id=cloud['images']['guest'],
+                           name='lc-test-from-image')
+    try:
+        vol = bs.wait_for_status(vol, 'available', failures=['error'],
+                                 wait=180)
+        assert vol.is_bootable
+        path = os.path.join(cloud['cinder_volumes_dir'], 'volume-%s' % vol.id)
+        assert 'consnap localcloud guest' in localcloud.read_guest_file(
+            path, '/consnap/README')
+    finally:
+        bs.delete_volume(vol, ignore_missing=True)
