@@ -104,6 +104,15 @@ class BodySizeLimit(object):
                            '%(max)d ([api]max_request_body_size).')
                     % {'length': length, 'max': self.max_size})(
                         environ, start_response)
+        elif ('chunked' in environ.get('HTTP_TRANSFER_ENCODING', '').lower()
+              and not environ.get('wsgi.input_terminated')):
+            # The server hands over the raw chunked stream (wsgiref, the
+            # server of consnap-api): the body would read as empty.
+            return _json_fault(
+                411, _('Chunked request bodies are not supported by this '
+                       'server; send the body with a Content-Length (at '
+                       'most %d bytes).') % self.max_size)(
+                           environ, start_response)
         environ['wsgi.input'] = sizelimit.LimitingReader(
             environ['wsgi.input'], self.max_size)
         # The wrapped input cannot seek: WebOb must copy it.

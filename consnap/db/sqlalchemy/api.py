@@ -2,6 +2,8 @@
 
 import contextlib
 import datetime
+import hashlib
+import random
 import threading
 
 from oslo_db import api as oslo_db_api
@@ -161,6 +163,8 @@ class Connection(api.Connection):
                         include_volumes=bool(member.get('include_volumes')),
                         status=constants.PENDING, created_at=now))
                 session.flush()
+                self._take_in_flight_slot(session, project_id, snap_id,
+                                          in_flight, limit, now)
                 for member in members:
                     self._lock_resource(session, member['resource_id'],
                                         snap_id, now)
@@ -175,6 +179,36 @@ class Connection(api.Connection):
                     return existing
             raise exception.Conflict(str(e))
         return self.get_snapshot(snap_id)
+
+    def _take_in_flight_slot(self, session, project_id, snap_id, in_flight,
+                             limit, now):
+        """Hold one of the project's ``limit`` in-flight slots.
+
+        The count above cannot see requests being created concurrently;
+        a slot is a resource lock row (released with the request's other
+        locks when it leaves the in-flight statuses), so two racing
+        requests taking the same slot conflict on its key and the loser
+        counts again (``RetryRequest``), and sees the winner.
+        """
+        prefix = 'inflight:%s:' % hashlib.sha1(
+            project_id.encode('utf-8')).hexdigest()[:32]
+        taken = set(session.execute(
+            sa.select(models.ResourceLock.resource_id).where(
+                models.ResourceLock.resource_id.like(prefix + '%'))
+        ).scalars())
+        free = [prefix + str(i) for i in range(limit)
+                if prefix + str(i) not in taken]
+        if not free:
+            raise exception.QuotaExceeded(project=project_id,
+                                          count=max(in_flight, limit),
+                                          limit=limit)
+        session.add(models.ResourceLock(resource_id=random.choice(free),
+                                        snapshot_id=snap_id, created_at=now))
+        try:
+            session.flush()
+        except db_exc.DBDuplicateEntry:
+            raise db_exc.RetryRequest(exception.QuotaExceeded(
+                project=project_id, count=limit, limit=limit))
 
     def _lock_resource(self, session, resource_id, snap_id, now):
         holder = session.execute(

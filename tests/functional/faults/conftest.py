@@ -18,11 +18,18 @@ Fixtures shared with ``tests/functional/conductor`` (loop guests, a
 distributed deployment over RabbitMQ and MariaDB) are re-exported here.
 """
 
+import http.client
+import json
+import os
 import re
 import shutil
+import subprocess
 import tempfile
+import uuid
 
 import pytest
+
+from tests.functional import services
 
 from tests.functional.conductor.conftest import (  # noqa: F401
     deployment_factory, loop_guests, loop_pool)
@@ -159,3 +166,105 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     failed = sum(1 for r in rows if not r['ok'])
     terminalreporter.write_line('%d fault(s), %d passed, %d failed'
                                 % (len(rows), len(rows) - failed, failed))
+
+
+# -- a running consnap-api ------------------------------------------------------
+NOAUTH = {'X-Project-Id': 'project-faults', 'X-User-Id': 'user-faults',
+          'X-Roles': 'member,reader'}
+
+
+class ApiServer(object):
+    """A consnap-api process (its own config file), stopped by PID."""
+
+    def __init__(self, workdir, sections, name='api'):
+        self.workdir = workdir
+        self.name = name
+        self.sections = sections
+        self.port = int(sections['api']['port'])
+        self.url = 'http://127.0.0.1:%d' % self.port
+        self.proc = None
+
+    def start(self, wait=True):
+        cfg = services.write_config(
+            os.path.join(self.workdir, self.name + '.conf'), self.sections)
+        self.proc = services.start(self.name, 'consnap-api', cfg,
+                                   self.workdir)
+        if wait:
+            services.wait_for_http(self.url + '/', self.proc)
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.stop()
+
+    def call(self, method, path, body=None, headers=None, timeout=10):
+        hdrs = dict(NOAUTH)
+        hdrs.update(headers or {})
+        return services.http(method, self.url + path, body, headers=hdrs,
+                             timeout=timeout)
+
+    def raw(self, method, path, data, headers=None, timeout=10):
+        """Send raw bytes (``data``); ``(status, parsed or text body)``."""
+        conn = http.client.HTTPConnection('127.0.0.1', self.port,
+                                          timeout=timeout)
+        hdrs = dict(NOAUTH)
+        hdrs['Content-Type'] = 'application/json'
+        hdrs.update(headers or {})
+        try:
+            conn.request(method, path, body=data, headers=hdrs,
+                         encode_chunked='Transfer-Encoding' in hdrs)
+            resp = conn.getresponse()
+            raw = resp.read()
+        finally:
+            conn.close()
+        try:
+            return resp.status, json.loads(raw)
+        except ValueError:
+            return resp.status, raw.decode('utf-8', 'replace')
+
+
+def dbsync(workdir, db_url):
+    cfg = services.write_config(os.path.join(workdir, 'dbsync.conf'), {
+        'database': {'connection': db_url}})
+    subprocess.run([os.path.join(services.BIN, 'consnap-dbsync'),
+                    '--config-file', cfg, 'upgrade'],
+                   check=True, timeout=180, capture_output=True)
+
+
+def api_sections(db_url, transport_url=None, **extra):
+    sections = {
+        'DEFAULT': {'transport_url': transport_url or services.RABBIT_URL,
+                    'control_exchange': 'consnap-ft-%s' % uuid.uuid4().hex[:8],
+                    'auth_strategy': 'noauth', 'rpc_transport': 'oslo',
+                    'host': 'api-faults'},
+        'database': {'connection': db_url},
+        'api': {'port': services.free_port(), 'host_ip': '127.0.0.1'},
+        'oslo_messaging_rabbit': {'rabbit_retry_interval': 1},
+    }
+    for section, values in extra.items():
+        sections.setdefault(section, {}).update(values)
+    return sections
+
+
+@pytest.fixture
+def api_factory(tmp_path):
+    """``api_factory(db_url=None, transport_url=None, **sections)``: a
+    running consnap-api (noauth) over a fresh MariaDB database by default."""
+    made, drops = [], []
+
+    def factory(db_url=None, transport_url=None, name='api', **extra):
+        if db_url is None:
+            services.require_tcp('RabbitMQ', 5672)
+            db_url, drop = services.mysql_database()
+            drops.append(drop)
+            dbsync(str(tmp_path), db_url)
+        api = ApiServer(str(tmp_path), api_sections(db_url, transport_url,
+                                                    **extra), name=name)
+        made.append(api)
+        return api.start()
+
+    yield factory
+    for api in made:
+        api.stop()
+    for drop in drops:
+        drop()
