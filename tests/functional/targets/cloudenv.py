@@ -61,8 +61,20 @@ def user_context(state, persona='member', project='tenant-a'):
 
 
 def user_auth(state, persona='member', project='tenant-a'):
-    """The request's ``auth`` as the API stores it (creates a trust)."""
-    return clients.auth_for_request(user_context(state, persona, project))
+    """The request's ``auth`` as the API stores it (creates a trust).
+
+    Retried with a fresh token: other suites sharing this Keystone revoke
+    the personas' tokens (a revocation event invalidates every token issued
+    in the same second), which makes a just-issued token fail validation.
+    """
+    for attempt in range(3):
+        try:
+            return clients.auth_for_request(
+                user_context(state, persona, project))
+        except clients.TrustFailed:
+            if attempt == 2:
+                raise
+            time.sleep(1.1)
 
 
 def wait(pred, timeout, what, interval=0.5):
