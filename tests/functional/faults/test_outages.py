@@ -1,0 +1,190 @@
+"""Outages (issue 6, point 2), on PRIVATE servers only.
+
+* RabbitMQ (a private node) restarted during a burst of 20 requests: none
+  lost; casts lost while the broker was down are picked up by the periodic
+  recovery of the conductors.
+* MariaDB (a private server) restarted: meanwhile the API answers 503 with
+  a clear message (never 500); API and conductor recover by themselves.
+* Keystone unreachable: 401 without a token, 503 with one, never 500.
+
+The machine's shared RabbitMQ/MariaDB are never touched.
+"""
+
+import concurrent.futures
+import time
+import uuid
+
+import pytest
+
+from tests.functional.conductor import conftest as cconf
+from tests.functional.faults import private
+from tests.functional import services
+
+BURST = 20
+
+
+@pytest.fixture
+def rabbit(short_tmp):
+    node = private.PrivateRabbit(short_tmp).start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def mariadb(short_tmp):
+    server = private.PrivateMariaDB(short_tmp).start()
+    yield server
+    server.stop()
+
+
+def _servers(guests, n):
+    ids = []
+    for _ in range(n):
+        sid = str(uuid.uuid4())
+        guests.add(sid[:12], cconf.PROJECT, size_mb=16)
+        guests.data['disks'][sid] = guests.data['disks'].pop(sid[:12])
+        guests.disks[sid] = guests.disks.pop(sid[:12])
+        ids.append(sid)
+    guests.save()
+    return ids
+
+
+def _post_all(dep, servers, timeout=60):
+    def one(server):
+        return services.http('POST', dep.url + '/v1/snapshots', {
+            'snapshot': {'name': 'burst', 'servers': [{'id': server}]}},
+            headers=cconf.HEADERS, timeout=timeout)[:2]
+    with concurrent.futures.ThreadPoolExecutor(len(servers)) as pool:
+        return list(pool.map(one, servers))
+
+
+@pytest.mark.faults
+def test_rabbitmq_restarted_during_burst(rabbit, deployment_factory,
+                                         fault_row):
+    dep = deployment_factory(
+        DEFAULT={'transport_url': rabbit.url},
+        conductor={'max_in_flight_per_project': 50})
+    dep.start('api', 'api')
+    conductors = [dep.start('conductor', 'conductor-%d' % i)
+                  for i in (1, 2)]
+    servers = _servers(dep.guests, BURST)
+    half = BURST // 2
+    before = _post_all(dep, servers[:half])
+    assert all(s == 202 for s, _ in before), before
+    stopped = time.monotonic()
+    rabbit.stop()
+    during = _post_all(dep, servers[half:])
+    rabbit.start()
+    outage = time.monotonic() - stopped
+    statuses = sorted(s for s, _ in before + during)
+    assert all(s == 202 for s, _ in during), during
+    ids = [b['snapshot']['id'] for _, b in before + during]
+    finals = {}
+    deadline = time.monotonic() + 150
+    for sid in ids:
+        finals[sid] = dep.wait_final(
+            sid, timeout=max(1, deadline - time.monotonic()))
+    ended = sorted(s['status'] for s in finals.values())
+    ok = ended == ['available'] * BURST
+    fault_row('RabbitMQ restarted during %d requests' % BURST,
+              'all 202; all end available',
+              '%d x 202; broker down %.0f s; %d available%s' % (
+                  statuses.count(202), outage, ended.count('available'),
+                  '' if ok else ' ' + ','.join(ended)), None, ok)
+    assert ok, {k: (v['status'], v['status_reason'], v.get('fault'),
+                    [e['event'] for e in v['events']])
+                for k, v in finals.items() if v['status'] != 'available'}
+    for proc in conductors:
+        assert proc.alive(), proc.tail()
+    for disk in dep.guests.disks.values():
+        assert not disk.is_frozen()
+
+
+def _db_calls(dep, server):
+    base = dep.url + '/v1/snapshots'
+    return [
+        ('GET list',) + services.http('GET', base, headers=cconf.HEADERS,
+                                      timeout=60)[:2],
+        ('POST',) + services.http('POST', base, {
+            'snapshot': {'servers': [{'id': server}]}},
+            headers=cconf.HEADERS, timeout=60)[:2],
+        ('GET one',) + services.http('GET', base + '/' + str(uuid.uuid4()),
+                                     headers=cconf.HEADERS, timeout=60)[:2],
+    ]
+
+
+@pytest.mark.faults
+def test_database_restarted(mariadb, deployment_factory, fault_row):
+    db_url = mariadb.create('consnap_ft')
+    dep = deployment_factory(database={'connection': db_url})
+    api = dep.start('api', 'api')
+    conductor = dep.start('conductor', 'conductor-1')
+    first, second = _servers(dep.guests, 2)
+    status, body, _ = dep.post([first])
+    assert status == 202, body
+    assert dep.wait_final(body['snapshot']['id'])['status'] == 'available'
+
+    mariadb.stop()
+    started = time.monotonic()
+    answers = _db_calls(dep, second)
+    slowest = time.monotonic() - started
+    bad = [a for a in answers if a[1] != 503 or 'database' not in str(
+        a[2]).lower()]
+    assert api.alive() and conductor.alive()
+    time.sleep(2)     # the conductor's periodic tasks meet the outage too
+    mariadb.start()
+    recovered_at = time.monotonic()
+    services.wait_for(
+        lambda: services.http('GET', dep.url + '/v1/snapshots',
+                              headers=cconf.HEADERS, timeout=30)[0] == 200,
+        60, what='the API to use the database again')
+    api_back = time.monotonic() - recovered_at
+    status, body, _ = dep.post([second])
+    snap = dep.wait_final(body['snapshot']['id'], timeout=90) \
+        if status == 202 else {'status': 'not accepted: %s' % status}
+    ok = not bad and status == 202 and snap['status'] == 'available'
+    fault_row('MariaDB restarted (API + conductor running)',
+              '503 "database" meanwhile; recover unrestarted',
+              '%s (slowest %.1f s); API back %.1f s; next request %s' % (
+                  ','.join('%s %s' % (a[0], a[1]) for a in answers),
+                  slowest, api_back, snap['status']), None, ok)
+    assert not bad, answers
+    assert status == 202, body
+    assert snap['status'] == 'available', snap
+    assert api.alive() and conductor.alive()
+
+
+@pytest.mark.faults
+def test_keystone_unreachable(api_factory, fault_row):
+    dead = 'http://127.0.0.1:%d' % services.free_port()
+    api = api_factory(
+        DEFAULT={'auth_strategy': 'keystone'},
+        keystone_authtoken={
+            'www_authenticate_uri': dead + '/v3', 'auth_url': dead + '/v3',
+            'auth_type': 'password', 'username': 'consnap',
+            'password': 'secret', 'project_name': 'service',
+            'user_domain_name': 'Default', 'project_domain_name': 'Default',
+            'http_connect_timeout': 2, 'http_request_max_retries': 0})
+    calls = {
+        'no token': api.call('GET', '/v1/snapshots', None,
+                             {'X-Roles': '', 'X-Project-Id': ''}),
+        'token': api.call('GET', '/v1/snapshots', None,
+                          {'X-Auth-Token': 'gAAAA' + 'x' * 180},
+                          timeout=60),
+        'token POST': api.call('POST', '/v1/snapshots', {
+            'snapshot': {'servers': [{'id': str(uuid.uuid4())}]}},
+            {'X-Auth-Token': 'gAAAA' + 'y' * 180}, timeout=60),
+        'versions': api.call('GET', '/', None),
+    }
+    observed = ', '.join('%s %s' % (k, v[0]) for k, v in calls.items())
+    ok = (calls['no token'][0] == 401 and calls['token'][0] in (401, 503)
+          and calls['token POST'][0] in (401, 503)
+          and calls['versions'][0] == 200
+          and all(v[0] < 500 or v[0] == 503 for v in calls.values()))
+    fault_row('Keystone unreachable', '401/503, never 500; / still 200',
+              observed, None, ok)
+    assert ok, calls
+    for name, (status, body, _) in calls.items():
+        if status >= 400:
+            assert isinstance(body, dict) and body.get('error', {}).get(
+                'message'), (name, body)
