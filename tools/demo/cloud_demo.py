@@ -34,57 +34,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(
 sys.path.insert(0, TOP)
 
 
-# -- consnap-all with the interim wiring -------------------------------------
-
-def _interim_wiring():
-    """Until the API and the worker call consnap.common.clients themselves
-    (see clients' module doc), do it here: store a trust at POST time, act
-    through it in the worker and when deleting artifacts.  Each patch is a
-    no-op once the real wiring stores a trust."""
-    import pecan
-
-    from consnap.common import clients
-    from consnap.common import constants
-    from consnap.conductor import manager as conductor_manager
-    from consnap.db.sqlalchemy import api as sqla_api
-    from consnap.drivers import loader
-    from consnap.worker.tasks import base as task_base
-
-    original_create = sqla_api.Connection.create_snapshot
-
-    def create_snapshot(self, values, members):
-        auth = values.get('auth') or {}
-        if not auth.get('trust_id') and not auth.get('token'):
-            try:
-                ctx = pecan.request.context
-            except Exception:
-                ctx = None
-            if ctx is not None and ctx.auth_token:
-                values['auth'] = clients.auth_for_request(ctx)
-        return original_create(self, values, members)
-
-    def user_context(self, snapshot_id):
-        return clients.context_from_auth(
-            self.db.get_snapshot(snapshot_id).get('auth'))
-
-    def delete_artifacts(self, snap):
-        from consnap import conf
-        ctx = clients.context_from_auth(snap['auth'])
-        for member in snap['members']:
-            handle = (member.get('details') or {}).get('handle')
-            if not handle:
-                continue
-            name = (conf.CONF.targets.server_driver
-                    if member['type'] == constants.MEMBER_SERVER
-                    else conf.CONF.targets.volume_driver)
-            loader.get_target_driver(name).delete(ctx, handle)
-            self.db.add_event(snap['id'], constants.EV_DELETED_ARTIFACT,
-                              member_id=member['id'], detail=handle)
-
-    sqla_api.Connection.create_snapshot = create_snapshot
-    task_base.ConsnapTask.user_context = user_context
-    conductor_manager.ConductorManager._delete_artifacts = delete_artifacts
-
+# -- consnap-all ------------------------------------------------------------
 
 def serve(argv):
     from keystoneauth1 import loading as ks_loading
@@ -93,7 +43,6 @@ def serve(argv):
     from consnap import conf
     conf.CONF.register_opts(ks_loading.get_auth_plugin_conf_options(
         'password'), group='service_user')
-    _interim_wiring()
     sys.argv = [sys.argv[0]] + argv
     return all_in_one.main()
 

@@ -11,11 +11,7 @@ import os
 import pytest
 
 from consnap.common import clients
-from consnap.common import constants
-from consnap.conductor import manager as conductor_manager
-from consnap.db import api as dbapi
 from consnap.drivers import loader
-from consnap.worker.tasks import base as task_base
 from tests import localcloud
 from tests.functional.targets import cloudenv
 
@@ -49,45 +45,21 @@ def other_conn(cloud):
                                      compute_api_version='2.95')
 
 
-def _context_for(snapshot_id):
-    """What ConsnapTask.user_context must become (see clients' doc)."""
-    return clients.context_from_auth(
-        dbapi.get_instance().get_snapshot(snapshot_id).get('auth'))
-
-
-def _delete_artifacts(self, snap):
-    """ConductorManager._delete_artifacts with the user's trust."""
-    ctx = clients.context_from_auth(snap['auth'])
-    for member in snap['members']:
-        handle = (member.get('details') or {}).get('handle')
-        if not handle:
-            continue
-        driver_name = (cloudenv_conf().targets.server_driver
-                       if member['type'] == constants.MEMBER_SERVER
-                       else cloudenv_conf().targets.volume_driver)
-        loader.get_target_driver(driver_name).delete(ctx, handle)
-        self.db.add_event(snap['id'], constants.EV_DELETED_ARTIFACT,
-                          member_id=member['id'], detail=handle)
-
-
 def cloudenv_conf():
     from consnap import conf
     return conf.CONF
 
 
 @pytest.fixture
-def consnap_cloud(cloud, config, migrated_db, monkeypatch):
-    """consnap configured for the cloud; the worker acts through trusts."""
+def consnap_cloud(cloud, config, migrated_db):
+    """consnap configured for the cloud; the worker acts through trusts
+    (ConsnapTask.user_context -> clients.context_from_auth)."""
     cloudenv.configure(config, cloudenv_conf(), cloud)
     config('engine', 'serial', group='taskflow')
     config('poll_interval', 0.02, group='targets')
     config('usable_poll_interval', 0.5, group='targets')
     config('capture_timeout', 60.0, group='targets')
     config('usable_timeout', 300.0, group='targets')
-    monkeypatch.setattr(task_base.ConsnapTask, 'user_context',
-                        lambda self, snapshot_id: _context_for(snapshot_id))
-    monkeypatch.setattr(conductor_manager.ConductorManager,
-                        '_delete_artifacts', _delete_artifacts)
     loader.reset()
     yield cloud
     loader.reset()
