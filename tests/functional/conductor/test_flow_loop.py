@@ -134,3 +134,25 @@ def test_other_projects_server_is_never_frozen(loop_guests):
     assert snap['status'] == constants.ERROR
     assert 'could not be found' in snap['status_reason']
     assert conftest.writes_complete(disk.mountpoint)
+
+
+def test_watchdog_then_continue_crash_consistent(loop_guests, config):
+    """A request that allows it continues crash-consistent after the
+    deadline thawed the guest, and says so."""
+    config('capture_timeout', 10.0, group='targets')
+    sid = _server()
+    disk = loop_guests.add(sid, PROJECT)
+    loop_guests.set_fault('capture_state', 'hang:3')
+    created = _create([sid], max_freeze_seconds=1.0,
+                      on_freeze_failure='continue',
+                      required_consistency='crash')
+    # the hang ends after 3 s; later polls succeed
+    import threading
+    threading.Timer(2.5, loop_guests.set_fault, (None, None)).start()
+    snap = _run(created['id'])
+    assert conftest.writes_complete(disk.mountpoint)
+    assert snap['status'] == constants.AVAILABLE, snap['status_reason']
+    assert snap['consistency'] == constants.CONSISTENCY_CRASH
+    assert 'deadline' in snap['members'][0]['consistency_reason']
+    events = [e['event'] for e in snap['events']]
+    assert constants.EV_WATCHDOG_THAW in events
