@@ -58,9 +58,9 @@ def _resolve_secret(ref):
 
 
 def _members(plan):
+    """Members whose guest runs hooks (frozen by consnap or by Nova)."""
     for member in plan['members']:
-        if member.get('guest') is not None and \
-                member['freeze_driver'] != 'none':
+        if member.get('guest') is not None and member.get('hook_driver'):
             yield member
 
 
@@ -82,7 +82,7 @@ def run_pre(db, snapshot_id, plan):
     levels = constants.CONSISTENCY_LEVELS
     try:
         for member in _members(plan):
-            driver = loader.get_freeze_driver(member['freeze_driver'])
+            driver = loader.get_freeze_driver(member['hook_driver'])
             try:
                 result = hooks_base.run_pre_freeze(
                     _hooks(plan), driver, member['guest'], deadline)
@@ -100,10 +100,13 @@ def run_pre(db, snapshot_id, plan):
                                  'failures': result['failures'],
                                  'metadata': result['metadata']})
             level = result['consistency']
-            reason = ('hooks %s succeeded; filesystems frozen' %
-                      ', '.join(result['ran']))
+            frozen_by = ('filesystems frozen' if member['freeze_driver'] !=
+                         'none' else 'quiesced by Nova')
+            reason = ('hooks %s succeeded; %s' %
+                      (', '.join(result['ran']), frozen_by))
             if result['failures']:
-                reason = 'hook %s failed (%s); filesystems frozen' % (
+                reason = 'hook %s failed (%s); ' + frozen_by
+                reason = reason % (
                     result['failures'][0]['hook'],
                     result['failures'][0]['reason'])
             if levels.index(level) < levels.index(plan['required']):
@@ -137,7 +140,7 @@ def run_post(db, snapshot_id, plan, pre_results, reverting=False):
         if not pre:
             continue
         try:
-            driver = loader.get_freeze_driver(member['freeze_driver'])
+            driver = loader.get_freeze_driver(member['hook_driver'])
             result = hooks_base.run_post_thaw(_hooks(plan), driver,
                                               member['guest'], pre)
         except Exception as e:

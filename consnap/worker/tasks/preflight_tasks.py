@@ -54,10 +54,23 @@ class Preflight(base.ConsnapTask):
                      'resource_id': member['resource_id'],
                      'position': member['position'],
                      'target_driver': tname, 'info': info, 'guest': guest,
-                     'freeze_driver': 'none', 'mountpoints': [],
+                     'freeze_driver': 'none', 'hook_driver': None,
+                     'mountpoints': [],
                      'level': constants.CONSISTENCY_CRASH, 'reason': None}
             if guest is None:
                 entry['reason'] = 'no guest to quiesce (detached volume)'
+            elif info.get('quiesce_by') == 'nova':
+                # Nova fails this snapshot if the guest is already frozen
+                # (volume-backed, os_require_quiesce): Nova quiesces, consnap
+                # runs the hooks.  With os_require_quiesce Nova aborts the
+                # snapshot when its quiesce fails, so a snapshot that
+                # succeeds was quiesced (doc/source/admin/nova-quiesce.rst).
+                entry.update(hook_driver=freeze_name,
+                             level=(constants.CONSISTENCY_APPLICATION
+                                    if hooks else
+                                    constants.CONSISTENCY_FILESYSTEM))
+                entry['reason'] = ('quiesced by Nova (os_require_quiesce: '
+                                   'the snapshot fails unless it quiesced)')
             elif not freezer.driver_freezes(freeze_name):
                 entry['reason'] = 'freeze driver %s does not freeze' % (
                     freeze_name)
@@ -73,6 +86,7 @@ class Preflight(base.ConsnapTask):
                     if result.get('mountpoints'):
                         entry.update(
                             freeze_driver=freeze_name,
+                            hook_driver=freeze_name,
                             mountpoints=list(result['mountpoints']),
                             guest=guest,
                             level=(constants.CONSISTENCY_APPLICATION
