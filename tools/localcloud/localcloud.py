@@ -919,6 +919,13 @@ def cmd_down(args):
                          'nova_cell0', 'nova', 'placement'):
                 with contextlib.suppress(CloudError):
                     mysql('DROP DATABASE IF EXISTS %s%s' % (DB_PREFIX, name))
+            for vhost in ('nova', 'cinder'):
+                with contextlib.suppress(CloudError):
+                    vhosts = run(['rabbitmqctl', '-q', 'list_vhosts'],
+                                 timeout=60).split()
+                    if DB_PREFIX + vhost in vhosts:
+                        run(['rabbitmqctl', 'delete_vhost', DB_PREFIX + vhost],
+                            timeout=60)
             keep = {'guest'}   # the guest image cache is expensive to rebuild
             if os.path.isdir(CLOUD_DIR):
                 for entry in os.listdir(CLOUD_DIR):
