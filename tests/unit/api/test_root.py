@@ -165,6 +165,11 @@ class TestMiddleware(base.APITestCase):
         self.useFixture(fixtures.MockPatchObject(
             api_app.auth_token, 'AuthProtocol',
             side_effect=lambda app, conf: app))
+        # The trust creation is tested against the real Keystone
+        # (tests/functional/api/test_keystone.py).
+        trust = self.useFixture(fixtures.MockPatch(
+            'consnap.common.clients.create_trust',
+            return_value='trust-1')).mock
         app = webtest.TestApp(api_app.setup_app(
             rpcapi_factory=lambda: self.rpc))
         snap = app.post_json('/v1/snapshots', base.body(), headers={
@@ -173,6 +178,11 @@ class TestMiddleware(base.APITestCase):
             status=202).json['snapshot']
         self.assertEqual('p1', snap['project_id'])
         self.assertEqual('u1', snap['user_id'])
+        self.assertEqual(1, trust.call_count)
+        self.assertEqual('u1', trust.call_args[0][0].user_id)
+        self.assertEqual('trust-1',
+                         self.dbapi.get_snapshot(snap['id'])['auth'][
+                             'trust_id'])
 
 
 class TestFaults(base.APITestCase):

@@ -31,7 +31,8 @@ class TestCreate(base.APITestCase):
                          self.rpc.casts)
         stored = self.dbapi.get_snapshot(snap['id'])
         self.assertEqual({'user_id': 'user-a', 'project_id': base.PROJECT_A,
-                          'roles': ['member', 'reader']}, stored['auth'])
+                          'roles': ['member', 'reader'], 'trust_id': None},
+                         stored['auth'])
 
     def test_quiesce_defaults_from_config(self):
         self.config.config(default_driver='qga', default_freeze_seconds=8,
