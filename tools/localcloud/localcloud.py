@@ -626,7 +626,7 @@ def service_table():
                 _http_ready('keystone', '/v3'), PORTS['keystone']),
     ]
     try:
-        import localcloud_services  # noqa: the rest of the cloud
+        import localcloud_services  # noqa: F401 (the rest of the cloud)
     except ImportError:
         return table
     return table + localcloud_services.services(sys.modules[__name__])

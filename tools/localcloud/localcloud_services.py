@@ -1,7 +1,6 @@
 """The cloud beyond Keystone: libvirtd, Neutron stub, Glance, Placement,
 Nova and Cinder (imported by localcloud.py, which passes itself as ``lc``)."""
 
-import json
 import os
 import shutil
 import subprocess

@@ -7,7 +7,6 @@ A FICLONE of the file is an atomic point-in-time copy (the semantics of an
 LVM or RBD snapshot); with the guest's filesystem frozen it is consistent.
 """
 
-import errno
 import fcntl
 import os
 import subprocess
