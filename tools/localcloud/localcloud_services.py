@@ -673,8 +673,11 @@ def _glance_image(tok, name, fmt, path, props):
         if im['status'] == 'active' and im.get('localcloud_stamp') == \
                 props.get('localcloud_stamp'):
             return im['id']
-        # stale (older build or a failed upload): remove it
-        lc.http('DELETE', url('glance', '/v2/images/%s' % im['id']), token=tok)
+        if im['status'] != 'active':
+            # a failed upload: remove it
+            lc.http('DELETE', url('glance', '/v2/images/%s' % im['id']),
+                    token=tok)
+        # an older build stays (running tests may still boot from it)
     body = {'name': name, 'disk_format': fmt, 'container_format': fmt,
             'visibility': 'public'}
     body.update(props)

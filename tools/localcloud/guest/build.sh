@@ -70,7 +70,14 @@ echo "build.sh: building the guest in $OUT ($KPKG)"
 
 # 1. the kernel package, downloaded once and unpacked (not installed)
 if ! ls "$CACHE/$KPKG"_*.deb >/dev/null 2>&1; then
-  (cd "$CACHE" && timeout 600 apt-get download "$KPKG" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+  download() { (cd "$CACHE" && timeout 600 apt-get download "$KPKG" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true); }
+  download
+  if ! ls "$CACHE/$KPKG"_*.deb >/dev/null 2>&1; then
+    # stale package lists (the mirror moved on): refresh and retry
+    timeout 600 apt-get update -qq
+    KPKG="$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')"
+    download
+  fi
   ls "$CACHE/$KPKG"_*.deb >/dev/null
 fi
 KX="$CACHE/kernel"
