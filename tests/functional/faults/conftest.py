@@ -136,7 +136,7 @@ def _collect(stats):
 
 def format_matrix(rows):
     header = ('fault', 'expected', 'observed', 'thawed (s)', 'result')
-    widths = (46, 36, 58, 10, 6)
+    widths = (50, 40, 60, 10, 6)
 
     def cut(text, width):
         text = ' '.join(str(text).split())
