@@ -14,8 +14,10 @@
 # virtio disk), e.g. libvirt <os><kernel>vmlinuz</kernel><initrd>initrd.img
 # </initrd><cmdline>console=ttyS0 consnap.workload=writer</cmdline></os>, a
 # virtio disk (vda) on root.img and a virtio-serial channel named
-# org.qemu.guest_agent.0.  Under Nova the images are uploaded as aki/ari/ami
-# with hw_qemu_guest_agent=yes and os_command_line (see localcloud).
+# org.qemu.guest_agent.0: ./domain-example.xml is such a domain (tried with
+# the cloud's private libvirtd, state.json "libvirt_uri").  Under Nova the
+# images are uploaded as aki/ari/ami with hw_qemu_guest_agent=yes and
+# os_command_line (see localcloud_services.py).
 #
 # What the guest does (init, busybox sh; it never switch_roots):
 #  * loads the virtio modules, mounts /dev/vda at /mnt/vda, and every other
