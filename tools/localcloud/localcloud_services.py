@@ -165,7 +165,8 @@ def libvirt_ready():
 
 
 # --------------------------------------------------------------------------
-# Glance (sqlite is fine for it)
+# Glance on MariaDB (on sqlite two uploads finishing together killed an
+# image with "database is locked")
 
 def glance_prepare():
     d = P('glance')
@@ -183,7 +184,7 @@ bind_port = {port}
 workers = 1
 image_size_cap = 21474836480
 [database]
-connection = sqlite:///{d}/glance.db
+connection = {db}
 [glance_store]
 default_backend = file
 [file]
@@ -200,15 +201,32 @@ lock_path = {d}/locks
 [oslo_policy]
 enforce_new_defaults = true
 {auth}
-'''.format(d=d, port=lc.PORTS['glance'], auth=authtoken('glance'))
+'''.format(d=d, port=lc.PORTS['glance'], auth=authtoken('glance'),
+           db=lc.DB_URL % 'glance')
     lc.write(os.path.join(d, 'glance-api.conf'), conf)
-    if not lc.done('glance-db'):
+    if not lc.done('glance-mysql-db'):
+        lc.create_db('glance', reset=True)
         lc.run([lc.venv_bin('glance-manage'), '--config-file',
                 os.path.join(d, 'glance-api.conf'), 'db_sync'], timeout=300)
-        lc.mark('glance-db')
+        lc.mark('glance-mysql-db')
+
+
+def glance_sqlite_to_mysql():
+    """A cloud made when Glance ran on sqlite: copy its rows (image ids
+    stay valid) once, while Glance is stopped, and set the file aside."""
+    old = P('glance', 'glance.db')
+    if not os.path.exists(old) or lc.done('glance-sqlite-copied'):
+        return
+    out = lc.run([os.path.join(lc.VENV, 'bin', 'python'),
+                  os.path.join(lc.HERE, 'glance_sqlite_to_mysql.py'), old,
+                  lc.DB_URL % 'glance'], timeout=300)
+    lc.log('glance: copied sqlite rows to MariaDB: %s' % out.strip())
+    os.replace(old, old + '.pre-mariadb')
+    lc.mark('glance-sqlite-copied')
 
 
 def glance_start():
+    glance_sqlite_to_mysql()
     lc.gunicorn('glance', 'glance.wsgi.api',
                 {'OS_GLANCE_CONFIG_DIR': P('glance')}, threads=8,
                 argv=['--config-file', P('glance', 'glance-api.conf')])
