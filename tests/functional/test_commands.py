@@ -20,7 +20,7 @@ def test_dbsync_and_status(tmp_path):
     assert 'code expects 0001_initial' in before.stdout
     up = _run('consnap-dbsync', conf, 'upgrade')
     assert up.returncode == 0, up.stderr
-    assert _run('consnap-dbsync', conf, 'version').stdout.strip() == \
+    assert _run('consnap-dbsync', conf, 'version').stdout.split()[-1] == \
         '0001_initial'
     after = _run('consnap-status', conf, 'upgrade', 'check')
     assert after.returncode == 0, after.stdout
