@@ -41,6 +41,10 @@ def setup_app(pecan_config=None, extra_hooks=None, rpcapi_factory=None):
     :param rpcapi_factory: builds the conductor RPC API (default
         ``ConductorAPI``; tests pass a fake).
     """
+    # Answer 503 within about a second when the database is gone, rather
+    # than holding the client through the conductors' long retries.
+    from consnap.db.sqlalchemy import api as sqla_api
+    sqla_api.set_disconnect_retries(1, 1)
     app_hooks = [hooks.ErrorHook(), hooks.ContextHook(), hooks.DBHook(),
                  hooks.RPCHook(rpcapi_factory)]
     if extra_hooks:

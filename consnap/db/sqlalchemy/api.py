@@ -2,9 +2,11 @@
 
 import contextlib
 import datetime
+import functools
 import hashlib
 import random
 import threading
+import time
 
 from oslo_db import api as oslo_db_api
 from oslo_db import exception as db_exc
@@ -54,9 +56,35 @@ def _session_for_write():
             yield session
 
 
+# How long a call keeps retrying a lost database connection.  Conductors
+# ride out a database restart (the defaults); the API answers 503 quickly
+# instead (``set_disconnect_retries`` from the API app).
+_DISCONNECT = {'retries': 5, 'max_interval': 10}
+
+
+def set_disconnect_retries(retries, max_interval):
+    _DISCONNECT.update(retries=retries, max_interval=max_interval)
+
+
 def _retry(f):
-    return oslo_db_api.retry_on_deadlock(
-        oslo_db_api.wrap_db_retry(max_retries=5, retry_on_disconnect=True)(f))
+    """Retry deadlocks and RetryRequest; lost connections per _DISCONNECT."""
+    inner = oslo_db_api.retry_on_deadlock(
+        oslo_db_api.wrap_db_retry(max_retries=5)(f))
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        interval = 1.0
+        for attempt in range(_DISCONNECT['retries'] + 1):
+            try:
+                return inner(*args, **kwargs)
+            except db_exc.DBConnectionError:
+                if attempt >= _DISCONNECT['retries']:
+                    raise
+                LOG.warning('Database connection lost in %s; retry %d in '
+                            '%.0f s', f.__name__, attempt + 1, interval)
+                time.sleep(interval)
+                interval = min(interval * 2, _DISCONNECT['max_interval'])
+    return wrapper
 
 
 def _dt(value):
