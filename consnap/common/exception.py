@@ -243,3 +243,43 @@ class GuestHostKeyRejected(GuestAgentUnreachable):
 
 class GuestCredentialsUnavailable(GuestAgentUnreachable):
     _msg_fmt = ('No usable credentials to log in to %(guest)s: %(reason)s')
+
+
+# --- Cloud errors of the target drivers (owner: cloud errors; issue 6.3) ---
+# Messages are for the tenant: what the cloud said, what to do about it.
+class CloudRefused(TargetError):
+    """Nova/Cinder/Glance refused a call (4xx) for the request."""
+
+    _msg_fmt = ('%(service)s refused the snapshot of %(resource)s %(id)s: '
+                '%(reason)s')
+
+
+class CloudBusy(CloudRefused):
+    """409: the resource is in a transitional state."""
+
+    _msg_fmt = ('%(service)s refused the snapshot of %(resource)s %(id)s: '
+                '%(reason)s; retry later')
+
+
+class CloudQuotaExceeded(CloudRefused):
+    _msg_fmt = ('%(service)s refused the snapshot of %(resource)s %(id)s: '
+                'the project\'s quota is exceeded (%(reason)s); delete '
+                'snapshots or images you no longer need, or ask for a '
+                'higher quota')
+
+
+class CloudServiceFailed(TargetError):
+    """5xx or no answer: the cloud itself failed."""
+
+    _msg_fmt = ('%(service)s failed (%(status)s) while %(action)s of '
+                '%(resource)s %(id)s%(request_id)s; the cloud had an '
+                'internal error: retry later, or give the request id to '
+                'your operator if it persists')
+
+
+class CloudSnapshotFailed(TargetError):
+    """The image or volume snapshot went to a failed state in the cloud."""
+
+    _msg_fmt = ('%(service)s could not make the snapshot of %(resource)s '
+                '%(id)s: %(reason)s; retry later, or ask your operator if '
+                'it persists')

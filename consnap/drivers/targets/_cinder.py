@@ -11,6 +11,7 @@ from openstack import exceptions as sdk_exc
 from oslo_log import log
 
 from consnap.common import exception
+from consnap.drivers.targets import _errors
 
 LOG = log.getLogger(__name__)
 
@@ -38,10 +39,9 @@ def create_snapshot(conn, volume_id, name, metadata, in_use):
         snap = conn.block_storage.create_snapshot(**kwargs)
     except sdk_exc.NotFoundException:
         raise exception.VolumeNotFound(volume=volume_id)
-    except sdk_exc.HttpException as e:
-        raise exception.TargetError(resource='volume', id=volume_id,
-                                    reason='Cinder refused the snapshot: %s'
-                                    % _http_message(e))
+    except (sdk_exc.SDKException, _errors.ks_exc.ClientException) as e:
+        raise _errors.translate(e, 'Cinder', 'creating its snapshot',
+                                'volume', volume_id) from e
     LOG.info('Snapshot %(snap)s of volume %(vol)s requested',
              {'snap': snap.id, 'vol': volume_id})
     return snap.id
@@ -56,10 +56,36 @@ def states(conn, snapshot_ids):
     result = {}
     for sid in snapshot_ids or ():
         try:
-            result[sid] = conn.block_storage.get_snapshot(sid).status
+            snap = _errors.poll(
+                ('cinder', sid), 'Cinder', 'reading snapshot %s' % sid,
+                'volume snapshot', sid,
+                lambda: conn.block_storage.get_snapshot(sid))
+            result[sid] = snap.status
+            _VOLUME[sid] = getattr(snap, 'volume_id', None)
+            if len(_VOLUME) > 1024:
+                _VOLUME.pop(next(iter(_VOLUME)))
         except sdk_exc.NotFoundException:
             result[sid] = 'deleted'
     return result
+
+
+_VOLUME = {}     # snapshot id -> volume id (for the messages)
+_WHY = {
+    'error': 'Cinder set it to status error (the storage backend could not '
+             'make it)',
+    'error_deleting': 'it is in status error_deleting',
+    'deleted': 'it was deleted while consnap waited for it',
+    'deleting': 'it is being deleted',
+}
+
+
+def failed_reason(failed):
+    """The reason naming the failed snapshot(s): what, and what to do."""
+    return '; '.join(
+        'Cinder could not make snapshot %s of volume %s: %s' % (
+            sid, _VOLUME.get(sid) or '?', _WHY.get(status, 'is ' + status))
+        for sid, status in sorted(failed.items())) + (
+        '; retry later, or ask your operator if it persists')
 
 
 def capture_state(conn, snapshot_ids):
@@ -67,8 +93,7 @@ def capture_state(conn, snapshot_ids):
     found = states(conn, snapshot_ids)
     failed = {k: v for k, v in found.items() if v in FAILED_STATUSES}
     if failed:
-        return None, 'volume snapshot(s) %s' % ', '.join(
-            '%s %s' % kv for kv in sorted(failed.items()))
+        return None, failed_reason(failed)
     creating = [k for k, v in found.items() if v == CREATING]
     if creating:
         return False, 'volume snapshot(s) %s still creating' % ', '.join(
@@ -81,8 +106,7 @@ def usable_state(conn, snapshot_ids):
     found = states(conn, snapshot_ids)
     failed = {k: v for k, v in found.items() if v in FAILED_STATUSES}
     if failed:
-        return None, 'volume snapshot(s) %s' % ', '.join(
-            '%s %s' % kv for kv in sorted(failed.items()))
+        return None, failed_reason(failed)
     waiting = [k for k, v in found.items() if v != 'available']
     if waiting:
         return False, 'volume snapshot(s) %s not available yet' % ', '.join(

@@ -28,6 +28,7 @@ from oslo_utils import strutils
 from consnap.common import clients
 from consnap.common import exception
 from consnap.drivers.targets import _cinder
+from consnap.drivers.targets import _errors
 from consnap.drivers.targets import base
 from consnap.drivers.targets import cinder_volume
 
@@ -99,11 +100,11 @@ class CinderGroupTarget(cinder_volume.CinderVolumeTarget):
                         name='consnap-%s-%s' % (request_id[:8],
                                                 group_id[:8]),
                         description='consnap request %s' % request_id)
-                except sdk_exc.HttpException as e:
-                    raise exception.TargetError(
-                        resource='volume group', id=group_id,
-                        reason='Cinder refused the group snapshot: %s'
-                        % (getattr(e, 'details', None) or e))
+                except (sdk_exc.SDKException,
+                        _errors.ks_exc.ClientException) as e:
+                    raise _errors.translate(
+                        e, 'Cinder', 'creating its group snapshot',
+                        'volume group', group_id) from e
                 gs_id = gs.id
                 _GROUP_SNAPSHOTS[key] = gs_id
                 LOG.info('Group snapshot %s of group %s requested',

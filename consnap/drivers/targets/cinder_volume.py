@@ -18,6 +18,7 @@ from oslo_log import log
 from consnap.common import clients
 from consnap.common import exception
 from consnap.drivers.targets import _cinder
+from consnap.drivers.targets import _errors
 from consnap.drivers.targets import base
 
 LOG = log.getLogger(__name__)
@@ -58,6 +59,11 @@ class CinderVolumeTarget(base.TargetDriver):
 
     def preflight(self, context, member):
         volume_id = member['resource_id']
+        with _errors.mapped('Cinder', 'checking the volume', 'volume',
+                            volume_id):
+            return self._preflight(context, member, volume_id)
+
+    def _preflight(self, context, member, volume_id):
         conn = clients.connection_for(context)
         volume = self._get_volume(conn, volume_id)
         project = getattr(volume, 'project_id', None)
@@ -83,15 +89,23 @@ class CinderVolumeTarget(base.TargetDriver):
         return {'volume_snapshot_ids': [sid], 'volume_id': volume_id}
 
     def capture_state(self, context, handle):
-        ok, reason = _cinder.capture_state(clients.connection_for(context),
-                                           handle['volume_snapshot_ids'])
+        try:
+            ok, reason = _cinder.capture_state(
+                clients.connection_for(context),
+                handle['volume_snapshot_ids'])
+        except _errors.Transient as e:
+            return base.PENDING, str(e)
         if ok is None:
             return base.FAILED, reason
         return (base.CAPTURED if ok else base.PENDING), reason
 
     def usable_state(self, context, handle):
-        ok, reason = _cinder.usable_state(clients.connection_for(context),
-                                          handle['volume_snapshot_ids'])
+        try:
+            ok, reason = _cinder.usable_state(
+                clients.connection_for(context),
+                handle['volume_snapshot_ids'])
+        except _errors.Transient as e:
+            return base.PENDING, str(e)
         if ok is None:
             return base.FAILED, reason
         return (base.USABLE if ok else base.PENDING), reason

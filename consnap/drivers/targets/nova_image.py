@@ -43,6 +43,7 @@ from oslo_utils import strutils
 from consnap.common import clients
 from consnap.common import exception
 from consnap.drivers.targets import _cinder
+from consnap.drivers.targets import _errors
 from consnap.drivers.targets import _libvirt_events
 from consnap.drivers.targets import base
 
@@ -101,6 +102,9 @@ class NovaImageTarget(base.TargetDriver):
         except sdk_exc.ForbiddenException:
             # never tell a tenant more than "not found"
             raise exception.ServerNotFound(server=server_id)
+        except (sdk_exc.SDKException, _errors.ks_exc.ClientException) as e:
+            raise _errors.translate(e, 'Nova', 'reading the server',
+                                    'server', server_id) from e
 
     def _image_properties(self, conn, server, volume_backed, root_volume):
         """Properties of the server's image (Glance, or the boot volume's
@@ -125,6 +129,11 @@ class NovaImageTarget(base.TargetDriver):
 
     def preflight(self, context, member):
         server_id = member['resource_id']
+        with _errors.mapped('Nova', 'checking the server', 'server',
+                            server_id):
+            return self._preflight(context, member, server_id)
+
+    def _preflight(self, context, member, server_id):
         conn = clients.connection_for(context)
         server = self._get_server(conn, server_id)
         if context.project_id and server.project_id and \
@@ -137,7 +146,8 @@ class NovaImageTarget(base.TargetDriver):
         if server.task_state:
             raise exception.TargetError(
                 resource='server', id=server_id,
-                reason='server is busy (task_state %s)' % server.task_state)
+                reason='server is busy (task_state %s); retry later'
+                % server.task_state)
         attachments = [a.volume_id for a in
                        conn.compute.volume_attachments(server_id)]
         volume_backed = not (server.image or {}).get('id')
@@ -218,11 +228,10 @@ class NovaImageTarget(base.TargetDriver):
                     server_id, name, metadata=meta, wait=False)
             except sdk_exc.NotFoundException:
                 raise exception.ServerNotFound(server=server_id)
-            except sdk_exc.HttpException as e:
-                raise exception.TargetError(
-                    resource='server', id=server_id,
-                    reason='Nova refused createImage: %s'
-                    % (getattr(e, 'details', None) or e))
+            except (sdk_exc.SDKException,
+                    _errors.ks_exc.ClientException) as e:
+                raise _errors.translate(e, 'Nova', 'creating its image',
+                                        'server', server_id) from e
             handle['image_id'] = image if isinstance(image, str) else image.id
             handle['image_returned_at'] = time.time()
             for vol in info.get('volumes') or ():
@@ -260,13 +269,35 @@ class NovaImageTarget(base.TargetDriver):
             raw = json.loads(raw)
         return [b['snapshot_id'] for b in raw or () if b.get('snapshot_id')]
 
-    def _image_status(self, conn, image_id):
+    def _image_status(self, conn, image_id, server_id='?'):
         try:
-            return conn.image.get_image(image_id).status
+            return _errors.poll(
+                ('glance', image_id), 'Glance',
+                'reading its image %s' % image_id, 'server', server_id,
+                lambda: conn.image.get_image(image_id)).status
         except sdk_exc.NotFoundException:
             return 'deleted'
 
+    @staticmethod
+    def _image_failed(handle, status):
+        """The reason of a FAILED state: what happened, what to do."""
+        why = {'killed': 'Glance set the image to status killed (its '
+                         'upload failed)',
+               'deleted': 'the image was deleted: Nova gave up the '
+                          'snapshot (see the server\'s actions)',
+               'deactivated': 'the image was deactivated'}
+        return base.FAILED, (
+            'Nova could not make the image %s: %s; retry later, or ask '
+            'your operator if it persists' % (
+                handle.get('image_id'), why.get(status, status)))
+
     def capture_state(self, context, handle):
+        try:
+            return self._capture_state(context, handle)
+        except _errors.Transient as e:
+            return base.PENDING, str(e)
+
+    def _capture_state(self, context, handle):
         conn = clients.connection_for(context)
         t0 = handle.get('requested_at') or time.time()
         parts = []
@@ -323,9 +354,9 @@ class NovaImageTarget(base.TargetDriver):
                                  PENDING_UPLOAD, after[-1],
                                  _fmt_seen(seen, t0)))
                 return base.CAPTURED, '; '.join(parts)
-        status = self._image_status(conn, image_id)
+        status = self._image_status(conn, image_id, handle['server_id'])
         if status in ('killed', 'deleted', 'deactivated'):
-            return base.FAILED, 'image %s is %s' % (image_id, status)
+            return self._image_failed(handle, status)
         if status in ('saving', 'active'):
             parts.insert(0, 'Glance image %s (the upload follows the '
                          'capture); task_state seen: %s' % (
@@ -338,13 +369,23 @@ class NovaImageTarget(base.TargetDriver):
         return base.PENDING, 'task_state %s, image %s' % (state, status)
 
     def _task_state(self, conn, handle):
+        sid = handle['server_id']
         try:
-            server = conn.compute.get_server(handle['server_id'])
+            server = _errors.poll(
+                ('nova', handle.get('image_id')), 'Nova',
+                'reading the server', 'server', sid,
+                lambda: conn.compute.get_server(sid))
         except sdk_exc.NotFoundException:
             return 'server-deleted'
         return server.task_state
 
     def usable_state(self, context, handle):
+        try:
+            return self._usable_state(context, handle)
+        except _errors.Transient as e:
+            return base.PENDING, str(e)
+
+    def _usable_state(self, context, handle):
         conn = clients.connection_for(context)
         if handle.get('volume_snapshot_ids'):
             ok, reason = _cinder.usable_state(conn,
@@ -353,14 +394,14 @@ class NovaImageTarget(base.TargetDriver):
                 return base.FAILED, reason
             if not ok:
                 return base.PENDING, reason
-        status = self._image_status(conn, handle['image_id'])
+        status = self._image_status(conn, handle['image_id'],
+                                    handle.get('server_id', '?'))
         if status == 'active':
             with _OBS_LOCK:
                 _OBS.pop(handle['image_id'], None)
             return base.USABLE, 'image active'
         if status in ('killed', 'deleted', 'deactivated'):
-            return base.FAILED, 'image %s is %s' % (handle['image_id'],
-                                                    status)
+            return self._image_failed(handle, status)
         return base.PENDING, 'image %s' % status
 
     def delete(self, context, handle):
