@@ -145,7 +145,16 @@ class ReflinkDriver(driver.VolumeDriver):
         except FileNotFoundError:
             pass
 
+    def _fail_marker(self, volume_id):
+        """Tests make a snapshot of one volume fail (status ``error``) with
+        a file ``.fail-snapshot-<volume id>`` in the volumes directory."""
+        return os.path.join(self._dir, '.fail-snapshot-%s' % volume_id)
+
     def create_snapshot(self, snapshot):
+        if os.path.exists(self._fail_marker(snapshot.volume_id)):
+            raise exception.VolumeBackendAPIException(
+                data='snapshot of volume %s failed: test marker %s'
+                % (snapshot.volume_id, self._fail_marker(snapshot.volume_id)))
         ficlone(os.path.join(self._dir, 'volume-%s' % snapshot.volume_id),
                self._snap_path(snapshot))
         return {'provider_location': self._snap_path(snapshot)}
