@@ -73,20 +73,32 @@ class QgaStreamConnection(object):
 
     @classmethod
     def connect_unix(cls, guest, path, deadline):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(max(0.01, deadline - time.monotonic()))
-            sock.connect(path)
-        except socket.timeout:
-            sock.close()
-            raise exception.GuestAgentUnreachable(
-                guest=guest, reason='timed out connecting to the agent socket')
-        except OSError as e:
-            sock.close()
-            raise exception.GuestAgentUnreachable(
-                guest=guest, reason='cannot connect to the agent socket: %s'
-                % (e.strerror or e))
-        return cls(guest, sock)
+        # qemu-ga serves one client at a time and re-listens after each:
+        # a connect right after another client left can be refused for a
+        # moment.  Retry refusals until the call's deadline (bounded).
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                sock.connect(path)
+                return cls(guest, sock)
+            except socket.timeout:
+                sock.close()
+                raise exception.GuestAgentUnreachable(
+                    guest=guest,
+                    reason='timed out connecting to the agent socket')
+            except (ConnectionRefusedError, BlockingIOError) as e:
+                sock.close()
+                if time.monotonic() >= deadline - 0.05:
+                    raise exception.GuestAgentUnreachable(
+                        guest=guest, reason='cannot connect to the agent '
+                        'socket: %s' % (e.strerror or e))
+                time.sleep(0.05)
+            except OSError as e:
+                sock.close()
+                raise exception.GuestAgentUnreachable(
+                    guest=guest, reason='cannot connect to the agent socket: '
+                    '%s' % (e.strerror or e))
 
     def abort(self):
         self.aborted = True

@@ -154,8 +154,9 @@ class PrivateMariaDB(object):
     """``mariadbd`` on its own datadir, socket and loopback port, without
     grant tables (root needs no password); restartable on the same data."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, extra_args=()):
         _require('mariadbd', 'mariadb-install-db')
+        self.extra_args = list(extra_args)
         self.dir = os.path.join(workdir, 'mariadb')
         self.datadir = os.path.join(self.dir, 'data')
         self.socket = os.path.join(self.dir, 'mysqld.sock')
@@ -183,7 +184,8 @@ class PrivateMariaDB(object):
              '--pid-file=%s' % self.pidfile, '--port=%d' % self.port,
              '--bind-address=127.0.0.1', '--skip-grant-tables',
              '--skip-name-resolve', '--innodb-buffer-pool-size=32M',
-             '--innodb-log-file-size=16M', '--max-connections=300'],
+             '--innodb-log-file-size=16M', '--max-connections=300'
+             ] + self.extra_args,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
         log.close()
