@@ -36,6 +36,7 @@ import json
 import threading
 import time
 
+from openstack.compute.v2 import server as sdk_server
 from openstack import exceptions as sdk_exc
 from oslo_log import log
 from oslo_utils import strutils
@@ -224,8 +225,12 @@ class NovaImageTarget(base.TargetDriver):
             requested_at = time.time()
             handle['requested_at'] = requested_at
             try:
-                image = conn.compute.create_server_image(
-                    server_id, name, metadata=meta, wait=False)
+                # Server.create_image returns the id from Nova's answer;
+                # the proxy's create_server_image then GETs the image from
+                # Glance, and a Glance failure there would lose the id of
+                # an image Nova already made (a leak).
+                image = sdk_server.Server(id=server_id).create_image(
+                    conn.compute, name, meta)
             except sdk_exc.NotFoundException:
                 raise exception.ServerNotFound(server=server_id)
             except (sdk_exc.SDKException,

@@ -167,11 +167,13 @@ def test_image_killed_is_failed(conn):
 
 
 def test_request_cleans_up_when_a_volume_snapshot_fails(conn):
-    conn.compute.create_server_image.return_value = mock.Mock(id='img')
     conn.block_storage.create_snapshot.side_effect = \
         sdk_exc.HttpException(message='quota')
     conn.block_storage.get_snapshot.side_effect = sdk_exc.NotFoundException()
-    with pytest.raises(exception.TargetError):
+    # createImage's id comes from Nova's answer (no Glance read after it)
+    with pytest.raises(exception.TargetError), mock.patch.object(
+            nova_image.sdk_server.Server, 'create_image',
+            return_value='img'):
         nova_image.NovaImageTarget().request_snapshot(
             ctx(), {'resource_id': 's'}, {'server_id': 's',
                                           'volumes': ['v1']},
