@@ -122,6 +122,22 @@ def run_pre(db, snapshot_id, plan):
     return results
 
 
+def _wait_nova_unquiesced(driver, guest, timeout=60.0):
+    """Nova quiesced this guest itself: post-thaw hooks run once Nova has
+    thawed it (the agent refuses commands while frozen).  Bounded."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if driver.status(guest) != 'frozen':
+                return
+        except exception.GuestError as e:
+            LOG.info('Waiting for Nova to thaw %s: %s',
+                     guest.get('server_id'), e)
+        time.sleep(0.2)
+    LOG.warning('Guest %s still frozen %.0f s after the snapshot; running '
+                'the post-thaw hooks anyway', guest.get('server_id'), timeout)
+
+
 def post_already_ran(db, snapshot_id):
     events = db.get_snapshot(snapshot_id, with_events=True)['events']
     return any(e['event'] == constants.EV_HOOK and
@@ -141,6 +157,8 @@ def run_post(db, snapshot_id, plan, pre_results, reverting=False):
             continue
         try:
             driver = loader.get_freeze_driver(member['hook_driver'])
+            if member['freeze_driver'] == 'none':
+                _wait_nova_unquiesced(driver, member['guest'])
             result = hooks_base.run_post_thaw(_hooks(plan), driver,
                                               member['guest'], pre)
         except Exception as e:

@@ -115,10 +115,27 @@ class Resources(object):
         for image_id in self.images:
             admin.image.delete_image(image_id, ignore_missing=True)
         for snap_id in self.snapshots:
-            admin.block_storage.delete_snapshot(snap_id, ignore_missing=True)
+            # A snapshot still 'creating' cannot be deleted yet.
+            try:
+                admin.block_storage.wait_for_status(
+                    admin.block_storage.get_snapshot(snap_id), 'available',
+                    failures=['error'], wait=60)
+            except Exception:
+                pass
+            try:
+                admin.block_storage.delete_snapshot(snap_id,
+                                                    ignore_missing=True)
+            except Exception as e:
+                # e.g. already 'deleting'; the volumes' loop below retries
+                print('cleanup: snapshot %s: %s' % (snap_id, e))
         for conn, vid in self.volumes:
             for snap in conn.block_storage.snapshots(volume_id=vid):
-                conn.block_storage.delete_snapshot(snap, ignore_missing=True)
+                try:
+                    if snap.status != 'deleting':
+                        conn.block_storage.delete_snapshot(
+                            snap, ignore_missing=True)
+                except Exception as e:
+                    print('cleanup: snapshot %s: %s' % (snap.id, e))
                 try:
                     conn.block_storage.wait_for_delete(snap, wait=60)
                 except Exception:
