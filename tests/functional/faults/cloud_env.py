@@ -126,3 +126,46 @@ def writer_resumes(cloud, server_id, timeout=30):
 def freeze_status(cloud, server_id):
     return localcloud.guest_agent(cloud, server_id, 'guest-fsfreeze-status',
                                   timeout=10)
+
+
+# -- the guest's agent with a freeze hook -------------------------------------
+HOOK = '/run/consnap-fault-hook.sh'
+
+_RESTART_AGENT = r'''
+printf '#!/bin/sh\nexit 0\n' > %(hook)s
+chmod 755 %(hook)s
+for d in /proc/[0-9]*; do
+  [ "$(cat $d/comm 2>/dev/null)" = qemu-ga ] && P=${d#/proc/}
+done
+PP=$(cut -d' ' -f4 /proc/$P/stat)
+( sleep 1; kill $PP; kill $P; sleep 1
+  while true; do
+    /usr/sbin/qemu-ga -m virtio-serial \
+      -p /dev/virtio-ports/org.qemu.guest_agent.0 -t /run/qemu-ga \
+      -l /run/qemu-ga.log -F%(hook)s
+    sleep 1
+  done ) </dev/null >/dev/null 2>&1 &
+echo restarting $P
+'''
+
+
+def agent_with_hook(state, server_id):
+    """Restart the guest's qemu-ga with a freeze hook (a no-op for now)."""
+    from tests import localcloud
+    code, out, err = localcloud.guest_exec(
+        state, server_id, ['/bin/sh', '-c', _RESTART_AGENT % {'hook': HOOK}],
+        timeout=30)
+    assert code == 0, (out, err)
+    time.sleep(3)
+    localcloud.wait_guest_agent(state, server_id, timeout=60)
+
+
+def set_hook(state, server_id, freeze_body):
+    """The hook's action on ``freeze`` (e.g. 'sleep 12' or 'exit 1')."""
+    from tests import localcloud
+    script = ('printf \'#!/bin/sh\\n[ "$1" = freeze ] && { %s; }\\n'
+              'exit 0\\n\' > %s.new && chmod 755 %s.new && mv %s.new %s'
+              % (freeze_body, HOOK, HOOK, HOOK, HOOK))
+    code, out, err = localcloud.guest_exec(
+        state, server_id, ['/bin/sh', '-c', script], timeout=30)
+    assert code == 0, (out, err)

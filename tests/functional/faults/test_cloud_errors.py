@@ -315,3 +315,82 @@ def _no_leftovers(env, snap):
         return not images and not snaps
     cloudenv.wait(clean, 60, 'the artifacts of %s to be deleted' % snap['id'],
                   interval=1)
+
+
+# -- the guest agent ----------------------------------------------------------
+
+@pytest.fixture
+def hooked(env, config):
+    """Server 'plain' with an agent that runs a freeze hook; short agent
+    timeouts; the hook is a no-op again afterwards (bounded)."""
+    from tests import localcloud
+    sid = env.servers['plain']
+    cloud_env.agent_with_hook(env.state, sid)
+    config('freeze_timeout', 3.0, group='qga')
+    config('thaw_timeout', 3.0, group='qga')
+    yield sid
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            cloud_env.set_hook(env.state, sid, 'exit 0')
+            break
+        except Exception:
+            time.sleep(2)
+    try:
+        localcloud.guest_agent(env.state, sid, 'guest-fsfreeze-thaw')
+    except Exception:
+        pass
+
+
+def _sweep_until_thawed(env, sid, t0, settle=15, timeout=60):
+    """What every conductor's periodic sweeper does, until the guest is
+    thawed (and stays thawed past the hook's late freeze); seconds since
+    ``t0`` (None: still frozen)."""
+    from consnap.conductor import manager as conductor_manager
+    mgr = conductor_manager.ConductorManager(host='test-targets')
+    deadline = time.monotonic() + timeout
+    thawed_at = None
+    while time.monotonic() < deadline:
+        try:
+            status = cloud_env.freeze_status(env.state, sid)
+        except Exception:
+            status = 'unknown'
+        if status == 'thawed':
+            thawed_at = thawed_at or time.monotonic()
+            if time.monotonic() - t0 > settle:
+                return thawed_at - t0
+        else:
+            thawed_at = None
+        mgr._sweep_frozen()
+        time.sleep(1)
+    return None
+
+
+def test_agent_hangs_in_freeze(env, fault_row, hooked):
+    """The guest's freeze hook sleeps 12 s: qemu-ga does not answer the
+    freeze, then freezes after consnap gave up."""
+    sid = hooked
+    cloud_env.set_hook(env.state, sid, 'sleep 12')
+    t0 = time.monotonic()
+    snap = run(create(env.auth(), servers=[sid], include_volumes=False,
+                      max_freeze_seconds=8.0)['id'])
+    secs = _sweep_until_thawed(env, sid, t0, settle=20)
+    reason = snap['status_reason'] or ''
+    ok = (snap['status'] == constants.ERROR and secs is not None and
+          'did not answer' in reason and not TRACEBACK.search(reason) and
+          cloud_env.writer_resumes(env.state, sid))
+    fault_row('qemu-ga hangs in freeze (hook sleeps 12 s)',
+              'error "agent did not answer"; late freeze thawed',
+              '%s: %s; %s' % (snap['status'], reason,
+                              'thawed' if secs else 'STILL FROZEN'),
+              thawed_s=secs, ok=ok)
+    assert ok, (snap['status'], reason, secs)
+
+
+def test_agent_refuses_freeze(env, fault_row, hooked):
+    sid = hooked
+    cloud_env.set_hook(env.state, sid, 'exit 1')
+    snap = run(create(env.auth(), servers=[sid], include_volumes=False)['id'])
+    check(env, fault_row, snap, 'qemu-ga refuses freeze (hook exits 1)',
+          'error naming the failed hook; never frozen',
+          ['hook'], [sid])
