@@ -27,6 +27,7 @@ _init_conf()
 @pytest.fixture(scope='session')
 def migrated_db():
     """consnap's tables (alembic head) plus TaskFlow's, in sqlite."""
+    _init_conf()
     from consnap.db.sqlalchemy import migration
     from consnap.worker import engine
     migration.upgrade()

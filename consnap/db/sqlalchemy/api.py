@@ -144,6 +144,20 @@ def _freeze_record_dict(rec):
             'thawed_at': _dt(rec.thawed_at), 'thawed_by': rec.thawed_by}
 
 
+def _apply(row, values, merge):
+    """Set ``values`` on ``row``; the JSON dict column ``merge`` is
+    updated key by key rather than replaced."""
+    values = dict(values)
+    update = values.pop(merge, None)
+    if update:
+        merged = dict(getattr(row, merge) or {})
+        merged.update(update)
+        setattr(row, merge, merged)
+    for key, value in values.items():
+        setattr(row, key, value)
+    row.updated_at = timeutils.utcnow()
+
+
 class Connection(api.Connection):
 
     # -- snapshot requests ---------------------------------------------------
@@ -341,14 +355,7 @@ class Connection(api.Connection):
                     raise exception.InvalidState(
                         snapshot=snapshot_id, status=snap.status,
                         reason='expected %s' % ' or '.join(allowed))
-            timeline = values.pop('timeline', None)
-            if timeline:
-                merged = dict(snap.timeline or {})
-                merged.update(timeline)
-                snap.timeline = merged
-            for key, value in values.items():
-                setattr(snap, key, value)
-            snap.updated_at = timeutils.utcnow()
+            _apply(snap, values, merge='timeline')
             if snap.status not in constants.IN_FLIGHT_STATUSES:
                 session.execute(sa.delete(models.ResourceLock).where(
                     models.ResourceLock.snapshot_id == snapshot_id))
@@ -362,14 +369,7 @@ class Connection(api.Connection):
             member = session.get(models.SnapshotMember, member_id)
             if member is None:
                 raise exception.NotFound('member %s not found' % member_id)
-            details = values.pop('details', None)
-            if details:
-                merged = dict(member.details or {})
-                merged.update(details)
-                member.details = merged
-            for key, value in values.items():
-                setattr(member, key, value)
-            member.updated_at = timeutils.utcnow()
+            _apply(member, values, merge='details')
             session.flush()
             return _member_dict(member)
 

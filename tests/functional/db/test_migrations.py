@@ -9,31 +9,16 @@ import pytest
 import sqlalchemy as sa
 import testtools
 
+from tests.functional import services
+
 from consnap.db.sqlalchemy import migration
 from consnap.db.sqlalchemy import models
 
-MYSQL_ADMIN = 'mysql+pymysql://root@127.0.0.1:3306/'
 PG_ADMIN = 'postgresql+psycopg2://postgres@127.0.0.1:5432/postgres'
 
 
 def _create_mysql():
-    name = 'consnap_mig_%s' % uuid.uuid4().hex[:8]
-    admin = sa.create_engine(MYSQL_ADMIN)
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text('CREATE DATABASE %s CHARACTER SET utf8mb4'
-                                 % name))
-    except Exception as e:
-        pytest.fail('real peer missing: MariaDB on 127.0.0.1:3306 (%s)' % e)
-    finally:
-        admin.dispose()
-
-    def drop():
-        eng = sa.create_engine(MYSQL_ADMIN)
-        with eng.connect() as conn:
-            conn.execute(sa.text('DROP DATABASE IF EXISTS %s' % name))
-        eng.dispose()
-    return MYSQL_ADMIN + name + '?charset=utf8mb4', drop
+    return services.mysql_database()
 
 
 def _create_pg():
