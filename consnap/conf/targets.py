@@ -4,8 +4,13 @@ opts = [
     cfg.StrOpt('server_driver', default='nova-image',
                help='Target driver capturing servers (consnap.target_drivers '
                     'name, or module:Class).'),
-    cfg.StrOpt('volume_driver', default='cinder-volume',
-               help='Target driver capturing volumes.'),
+    cfg.StrOpt('volume_driver', default='cinder-group',
+               help='Target driver capturing volumes. cinder-group takes '
+                    'one Cinder group snapshot for the volumes of a '
+                    'request that sit in one group whose type enables '
+                    'consistent group snapshots, and a per-volume snapshot '
+                    'of any other volume; cinder-volume always snapshots '
+                    'per volume.'),
     cfg.FloatOpt('poll_interval', default=0.05, min=0.01,
                  help='Seconds between polls while waiting for a capture; '
                       'short, because the guest is frozen meanwhile.'),
