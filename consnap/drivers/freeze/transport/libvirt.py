@@ -16,6 +16,7 @@ libvirt's job wait of 30 s).
 """
 
 import json
+import re
 import threading
 
 from oslo_log import log
@@ -41,6 +42,16 @@ def _quiet_errors():
     if not _HANDLER_SET:
         libvirt.registerErrorHandler(lambda ctx, err: None, None)
         _HANDLER_SET = True
+
+
+_LIBVIRT_PREFIX = re.compile(
+    r"^(internal error: )?unable to execute QEMU agent command '[^']*': ",
+    re.IGNORECASE)
+
+
+def _tenant_message(msg):
+    """libvirt's wording minus its plumbing: what the guest agent said."""
+    return _LIBVIRT_PREFIX.sub('', msg.strip()) or msg
 
 
 class LibvirtTransport(base.QgaTransport):
@@ -73,7 +84,7 @@ class LibvirtTransport(base.QgaTransport):
 
     # errors ----------------------------------------------------------------
     def _error(self, command, err):
-        msg = err.get_error_message() or str(err)
+        msg = _tenant_message(err.get_error_message() or str(err))
         code = err.get_error_code()
         lower = msg.lower()
         if 'frozen' in lower:
