@@ -30,8 +30,15 @@ FREEZE_LOOP = cconf.FREEZE
 
 # stage: (fault that holds the flow there, event reached)
 STAGES = {
-    'while-frozen': ('request_snapshot', 'frozen'),
-    'after-snapshot-requested': ('capture_state', 'snapshot-requested'),
+    # stage: (loop-target fault that holds the flow there, event reached,
+    #         frozen at the kill?)
+    # after-preflight: the flow is held in a pre-freeze hook run in the guest
+    # through the real driver; the hook sleeps only on its first run.
+    'after-preflight': (None, 'preflight-done', False),
+    'while-frozen': ('request_snapshot', 'frozen', True),
+    'after-snapshot-requested': ('capture_state', 'snapshot-requested',
+                                 True),
+    'while-waiting-usable': ('usable_state', 'thawed', False),
 }
 BOUND = {'qga': 5.0, 'ssh': 2.0}
 
@@ -120,12 +127,22 @@ def _server(guests, peer):
     return sid, disk
 
 
-def _post(dep, server, mountpoint):
-    return services.http('POST', dep.url + '/v1/snapshots', {
-        'snapshot': {'name': 'takeover',
-                     'servers': [{'id': server,
-                                  'mountpoints': [mountpoint]}]}},
-        headers=cconf.HEADERS)
+def _post(dep, server, mountpoint, hooks=None):
+    body = {'name': 'takeover',
+            'servers': [{'id': server, 'mountpoints': [mountpoint]}]}
+    if hooks:
+        body['hooks'] = hooks
+    return services.http('POST', dep.url + '/v1/snapshots',
+                         {'snapshot': body}, headers=cconf.HEADERS)
+
+
+def _slow_first_hook(workdir):
+    marker = os.path.join(workdir, 'hook-ran-%d' % time.time_ns())
+    return [{'name': 'slow-once', 'type': 'command', 'timeout': 300,
+             'on_failure': 'abort',
+             'pre': ['/bin/sh', '-c', '[ -e %s ] || { touch %s; sleep 120; }'
+                     % (marker, marker)],
+             'post': ['/bin/true']}]
 
 
 def _thawed_within(disk, started, bound):
@@ -138,17 +155,54 @@ def _thawed_within(disk, started, bound):
     return time.monotonic() - started
 
 
+def _not_frozen_stage(board, first, server, disk, hooks, stage, reached,
+                      label, fault_row, name):
+    """Killed while no guest is frozen: taken over and finished."""
+    expected = 'taken over by conductor-2; available; guest thawed'
+    status, body, _ = _post(board, server, disk.mountpoint, hooks)
+    assert status == 202, body
+    sid = body['snapshot']['id']
+    services.wait_for(
+        lambda: reached in [e['event'] for e in board.get(sid)['events']]
+        or board.get(sid)['status'] == 'error', 60, what='stage %s' % stage)
+    time.sleep(0.5)
+    assert not disk.is_frozen()
+    board.start('conductor', 'conductor-2')
+    board.guests.set_fault(None, None)
+    first.kill()
+    final = board.wait_final(sid, timeout=180)
+    owners = [e['detail'].get('owner') for e in final['events']
+              if e['event'] == 'claimed']
+    taken = any(o and o.startswith('conductor-2-') for o in owners)
+    observed = '%s; consistency %s; taken over %s' % (
+        final['status'], final.get('consistency'), taken)
+    ok = (final['status'] == 'available' and taken and
+          not disk.is_frozen())
+    fault_row(label, expected, observed, None, ok)
+    assert taken, owners
+    assert final['status'] == 'available', final
+    assert not disk.is_frozen()
+
+
 @pytest.mark.faults
 @pytest.mark.parametrize('stage', sorted(STAGES))
 def test_sigkill_conductor_real_driver(board, real_driver, stage, fault_row):
-    fault, reached = STAGES[stage]
+    fault, reached, frozen = STAGES[stage]
     name = real_driver.name
     label = 'kill -9 conductor %s [%s]' % (stage, name)
-    expected = 'thawed < %g s; error+reason; no leftover' % BOUND[name]
     board.start('api', 'api')
     first = board.start('conductor', 'conductor-1')
     server, disk = _server(board.guests, real_driver)
-    board.guests.set_fault(fault, 'hang:120')
+    hooks = None
+    if fault:
+        board.guests.set_fault(fault, 'hang:120')
+    else:
+        hooks = _slow_first_hook(board.guests.pool.base)
+    if not frozen:
+        _not_frozen_stage(board, first, server, disk, hooks, stage, reached,
+                          label, fault_row, name)
+        return
+    expected = 'thawed < %g s; error+reason; no leftover' % BOUND[name]
     status, body, _ = _post(board, server, disk.mountpoint)
     assert status == 202, body
     sid = body['snapshot']['id']
