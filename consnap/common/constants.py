@@ -53,7 +53,7 @@ EV_DELETED_ARTIFACT = 'artifact-deleted'
 # RPC ------------------------------------------------------------------------
 CONDUCTOR_TOPIC = 'consnap-conductor'
 
-# TaskFlow ---------------------------------------------------------------------
+# TaskFlow --------------------------------------------------------------------
 CREATE_SNAPSHOT_FLOW = 'consnap-create-snapshot-flow'
 DELETE_SNAPSHOT_FLOW = 'consnap-delete-snapshot-flow'
 

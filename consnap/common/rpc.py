@@ -84,6 +84,6 @@ def notify(context, event_type, payload, priority='info'):
         return
     try:
         getattr(NOTIFIER.prepare(), priority)(context, event_type, payload)
-    except Exception:  # noqa: notifications never break the work
+    except Exception:  # noqa: BLE001 - notifications never break work
         LOG.warning('Could not send notification %s', event_type,
                     exc_info=True)

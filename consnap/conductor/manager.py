@@ -74,7 +74,7 @@ class ConductorManager(object):
         self.db.unregister_conductor(self.host)
         LOG.info('Conductor %s stopped', self.host)
 
-    # -- RPC endpoints ----------------------------------------------------------
+    # -- RPC endpoints --------------------------------------------------------
     @messaging.expected_exceptions(exception.ConsnapException)
     def create_snapshot(self, context, snapshot_id):
         self._start(snapshot_id, (constants.PENDING,))
@@ -91,7 +91,7 @@ class ConductorManager(object):
                                   (constants.DELETING,)):
             self._submit(self._run_delete, snapshot_id)
 
-    # -- work -------------------------------------------------------------------
+    # -- work -----------------------------------------------------------------
     def _submit(self, fn, *args):
         try:
             return self._executor.submit(fn, *args)
@@ -205,7 +205,7 @@ class ConductorManager(object):
                 'The conductor running this request stopped; the guests '
                 'were thawed and partial results deleted.')
 
-    # -- periodic tasks ---------------------------------------------------------
+    # -- periodic tasks -------------------------------------------------------
     def _periodic_callables(self):
         group = CONF.conductor
 

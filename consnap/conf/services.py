@@ -71,7 +71,8 @@ def list_opts():
         opts = (ks_loading.get_session_conf_options()
                 + ks_loading.get_auth_common_conf_options())
         if service_type:
-            opts += ks_loading.get_adapter_conf_options(include_deprecated=False)
+            opts += ks_loading.get_adapter_conf_options(
+                include_deprecated=False)
         if group == 'service_user':
             opts += service_user_opts
         result.append((group, opts))

@@ -1,11 +1,11 @@
-"""The freeze driver interface (stevedore namespace ``consnap.freeze_drivers``).
+"""The freeze driver interface (stevedore: ``consnap.freeze_drivers``).
 
 A *guest* is a dict of JSON primitives, the same one the TaskFlow store holds:
 
 ``server_id``      Nova server UUID (or any stable id of the guest)
 ``name``           human-readable name, for messages
-``host``           compute host (from Nova's ``OS-EXT-SRV-ATTR:host``), optional
-``instance_name``  libvirt domain name (``OS-EXT-SRV-ATTR:instance_name``), opt.
+``host``           compute host (Nova's ``OS-EXT-SRV-ATTR:host``), optional
+``instance_name``  libvirt domain (``OS-EXT-SRV-ATTR:instance_name``), opt.
 ``address``        address for drivers that log in (SSH), optional
 ``driver_info``    dict of driver-specific values (socket path, port, user...)
 

@@ -98,7 +98,8 @@ class QgaFreezeDriver(base.FreezeDriver):
             seen.add(mp)
             filesystems.append({'mountpoint': mp, 'type': fs.get('type'),
                                 'name': fs.get('name'),
-                                'freezable': fs.get('type') not in unfreezable})
+                                'freezable':
+                                fs.get('type') not in unfreezable})
         by_mp = {fs['mountpoint']: fs for fs in filesystems}
         if asked:
             for mp in asked:

@@ -132,7 +132,7 @@ _SESSIONS = {}
 class SshFreezeDriver(base.FreezeDriver):
     name = 'ssh'
 
-    # connection ----------------------------------------------------------------
+    # connection --------------------------------------------------------------
     def _info(self, guest):
         return guest.get('driver_info') or {}
 

@@ -1,4 +1,4 @@
-"""The target driver interface (stevedore namespace ``consnap.target_drivers``).
+"""The target driver interface (stevedore: ``consnap.target_drivers``).
 
 A target driver captures one member (a server or a volume) through the cloud:
 it checks the member with the *user's* authority, requests the snapshot,

@@ -3,7 +3,6 @@ local cloud: tokens accepted and rejected, and the tenant-isolation matrix
 (two projects x admin/member/reader x every API call)."""
 
 import datetime
-import time
 import uuid
 
 import pytest
@@ -153,7 +152,7 @@ def test_expired_token_is_401(api, keystone):
     assert call(api, 'GET', '/v1/snapshots', tok)[0] == 401
 
 
-# -- tenant isolation matrix ---------------------------------------------------
+# -- tenant isolation matrix --------------------------------------------------
 PERSONAS = [('admin', None), ('member', 'tenant-a'), ('reader', 'tenant-a'),
             ('member', 'tenant-b'), ('reader', 'tenant-b')]
 

@@ -254,7 +254,7 @@ class Sshd(object):
         _stop(self.proc)
 
 
-# -- proof of a freeze ---------------------------------------------------------
+# -- proof of a freeze --------------------------------------------------------
 class Writer(object):
     """A writer in another process: blocks while the fs is frozen.
 
@@ -311,7 +311,7 @@ def assert_snapshot_consistent(disk, name):
     return verdict
 
 
-# -- private libvirtd + a QEMU TCG guest running qemu-ga -----------------------
+# -- private libvirtd + a QEMU TCG guest running qemu-ga ----------------------
 LIBVIRT_BINDS = (('etc', '/etc/libvirt'), ('run', '/run/libvirt'),
                  ('lib', '/var/lib/libvirt'), ('log', '/var/log/libvirt'),
                  ('cache', '/var/cache/libvirt'))

@@ -57,7 +57,7 @@ def short_tmp():
     shutil.rmtree(path, ignore_errors=True)
 
 
-# -- the table ------------------------------------------------------------------
+# -- the table ----------------------------------------------------------------
 _TAKEOVER_LINE = re.compile(
     r'stage (\S+): thawed ([0-9.]+) s after SIGKILL, ended (\S+)')
 _FROZEN_STAGES = ('while-frozen', 'after-snapshot-requested')
@@ -168,7 +168,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                                 % (len(rows), len(rows) - failed, failed))
 
 
-# -- a running consnap-api ------------------------------------------------------
+# -- a running consnap-api ----------------------------------------------------
 NOAUTH = {'X-Project-Id': 'project-faults', 'X-User-Id': 'user-faults',
           'X-Roles': 'member,reader'}
 

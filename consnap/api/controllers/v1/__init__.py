@@ -24,7 +24,8 @@ def version_document():
              'type': 'application/openapi+json'},
         ],
         'media_types': [{'base': 'application/json',
-                         'type': 'application/vnd.openstack.snapshot.v1+json'}],
+                         'type':
+                         'application/vnd.openstack.snapshot.v1+json'}],
     }
 
 
