@@ -301,6 +301,30 @@ def test_glance_5xx_while_waiting(env, fault_row):
     _no_leftovers(env, snap)
 
 
+def test_image_fails_in_nova(env, fault_row):
+    """A real failure inside Nova's snapshot: its working directory is
+    read-only, the snapshot fails and Nova deletes the image it created
+    (Glance v2 no longer uses 'killed': a failed image is deleted)."""
+    import os
+    import subprocess
+    sid = env.servers['plain']
+    snapdir = os.path.join(env.state['nova_instances_dir'], 'snapshots')
+    os.makedirs(snapdir, exist_ok=True)
+    subprocess.run(['mount', '--bind', snapdir, snapdir], check=True,
+                   timeout=30)
+    try:
+        subprocess.run(['mount', '-o', 'remount,bind,ro', snapdir],
+                       check=True, timeout=30)
+        snap = _server_snap(env, sid, include_volumes=False)
+    finally:
+        subprocess.run(['umount', snapdir], timeout=30)
+    check(env, fault_row, snap, 'image fails inside Nova (deleted)',
+          'error saying the image failed/was deleted; thawed',
+          ['image'], [sid])
+    cloud_env.wait_idle(env.conn, sid)
+    _no_leftovers(env, snap)
+
+
 def _no_leftovers(env, snap):
     """Nothing the request produced is left (bounded wait)."""
     pid = env.state['projects'][cloud_env.PROJECT]['id']
