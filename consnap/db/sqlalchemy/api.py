@@ -205,11 +205,14 @@ class Connection(api.Connection):
                         include_volumes=bool(member.get('include_volumes')),
                         status=constants.PENDING, created_at=now))
                 session.flush()
+                # Resource locks first, in a stable order: racers for the
+                # same server fail fast as busy (409) without contending
+                # for the project's in-flight slots, and never deadlock.
+                for resource_id in sorted({m['resource_id']
+                                           for m in members}):
+                    self._lock_resource(session, resource_id, snap_id, now)
                 self._take_in_flight_slot(session, project_id, snap_id,
                                           in_flight, limit, now)
-                for member in members:
-                    self._lock_resource(session, member['resource_id'],
-                                        snap_id, now)
                 session.add(models.SnapshotEvent(
                     snapshot_id=snap_id, event=constants.EV_ACCEPTED,
                     detail={'members': len(members)}, at=now))
