@@ -58,4 +58,5 @@ class Connection(object, metaclass=abc.ABCMeta):
     @abc.abstractmethod
     def claim_snapshot(self, snapshot_id, owner, from_statuses):
         """Atomically set ``owner`` if the request is in ``from_statuses``
-        and unowned or owned by a dead conductor; True if claimed."""
+        and unowned or owned by a dead conductor; True if claimed (False
+        when ``owner`` already holds it: a duplicate must not run twice)."""

@@ -415,6 +415,10 @@ class Connection(api.Connection):
             ).scalar_one_or_none()
             if snap is None or snap.status not in from_statuses:
                 return False
+            if snap.owner == owner:
+                # Already ours: a duplicate delivery of the cast (e.g. after
+                # a broker reconnect) must not start a second flow.
+                return False
             if snap.owner and snap.owner != owner:
                 if snap.owner in self._alive_hosts(session):
                     return False

@@ -156,3 +156,21 @@ def test_watchdog_then_continue_crash_consistent(loop_guests, config):
     assert 'deadline' in snap['members'][0]['consistency_reason']
     events = [e['event'] for e in snap['events']]
     assert constants.EV_WATCHDOG_THAW in events
+
+
+def test_duplicate_cast_does_not_start_a_second_flow(loop_guests):
+    from consnap.db import api as db_api
+    sid = _server()
+    loop_guests.add(sid, PROJECT)
+    snap = _create([sid])
+    db = db_api.get_instance()
+    db.register_conductor('dup-conductor')
+    assert db.claim_snapshot(snap['id'], 'dup-conductor',
+                             (constants.PENDING,))
+    # the same cast delivered again to the same conductor
+    assert not db.claim_snapshot(snap['id'], 'dup-conductor',
+                                 (constants.PENDING,))
+    # another live conductor cannot take it either
+    db.register_conductor('other-conductor')
+    assert not db.claim_snapshot(snap['id'], 'other-conductor',
+                                 (constants.PENDING,))
