@@ -29,6 +29,36 @@ def guest_label(guest):
     return guest.get('name') or guest.get('server_id') or '?'
 
 
+def choose_mountpoints(label, asked, filesystems):
+    """What ``preflight`` resolves: the mountpoints to freeze, never empty.
+
+    :param asked: the mountpoints of the request (empty: all freezable).
+    :param filesystems: ``[{'mountpoint', 'type', 'freezable'}...]`` as the
+        guest reports them.
+    :raises: InvalidMountpoint naming the mountpoint and the reason.
+    """
+    from consnap.common import exception
+    if not asked:
+        chosen = [fs['mountpoint'] for fs in filesystems if fs['freezable']]
+        if not chosen:
+            raise exception.InvalidMountpoint(
+                mountpoint='(any)', guest=label,
+                reason='the guest reports no freezable filesystem')
+        return chosen
+    by_mp = {fs['mountpoint']: fs for fs in filesystems}
+    for mp in asked:
+        fs = by_mp.get(mp)
+        if fs is None:
+            raise exception.InvalidMountpoint(
+                mountpoint=mp, guest=label,
+                reason='the guest reports no filesystem mounted there')
+        if not fs['freezable']:
+            raise exception.InvalidMountpoint(
+                mountpoint=mp, guest=label,
+                reason='filesystem type %s cannot be frozen' % fs['type'])
+    return list(asked)
+
+
 class FreezeDriver(metaclass=abc.ABCMeta):
     """Quiesces the filesystems of one kind of guest."""
 

@@ -100,30 +100,9 @@ class QgaFreezeDriver(base.FreezeDriver):
                                 'name': fs.get('name'),
                                 'freezable':
                                 fs.get('type') not in unfreezable})
-        by_mp = {fs['mountpoint']: fs for fs in filesystems}
-        if asked:
-            for mp in asked:
-                fs = by_mp.get(mp)
-                if fs is None:
-                    raise exception.InvalidMountpoint(
-                        mountpoint=mp, guest=label,
-                        reason='the guest agent reports no filesystem '
-                               'mounted there')
-                if not fs['freezable']:
-                    raise exception.InvalidMountpoint(
-                        mountpoint=mp, guest=label,
-                        reason='filesystem type %s cannot be frozen'
-                               % fs['type'])
-            chosen = asked
-        else:
-            chosen = [fs['mountpoint'] for fs in filesystems
-                      if fs['freezable']]
-            if not chosen:
-                raise exception.InvalidMountpoint(
-                    mountpoint='(any)', guest=label,
-                    reason='the guest agent reports no freezable filesystem')
         return {'reachable': True, 'filesystems': filesystems,
-                'mountpoints': chosen}
+                'mountpoints': base.choose_mountpoints(label, asked,
+                                                       filesystems)}
 
     def freeze(self, guest, mountpoints, deadline):
         label = base.guest_label(guest)

@@ -322,24 +322,9 @@ class SshFreezeDriver(base.FreezeDriver):
                                 'name': fields[0],
                                 'freezable': fstype not in unfreezable
                                 and fstype not in pseudo})
-        by_mp = {fs['mountpoint']: fs for fs in filesystems}
-        if asked:
-            for mp in asked:
-                fs = by_mp.get(mp)
-                if fs is None or not fs['freezable']:
-                    raise exception.InvalidMountpoint(
-                        mountpoint=mp, guest=label,
-                        reason='not a freezable mountpoint of the guest')
-            chosen = asked
-        else:
-            chosen = [fs['mountpoint'] for fs in filesystems
-                      if fs['freezable']]
-            if not chosen:
-                raise exception.InvalidMountpoint(
-                    mountpoint='(any)', guest=label,
-                    reason='the guest has no freezable filesystem')
         return {'reachable': True, 'filesystems': filesystems,
-                'mountpoints': chosen}
+                'mountpoints': base.choose_mountpoints(label, asked,
+                                                       filesystems)}
 
     def freeze(self, guest, mountpoints, deadline):
         label = base.guest_label(guest)

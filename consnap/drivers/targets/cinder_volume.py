@@ -88,27 +88,26 @@ class CinderVolumeTarget(base.TargetDriver):
                                       in_use=bool(info.get('in_use', True)))
         return {'volume_snapshot_ids': [sid], 'volume_id': volume_id}
 
-    def capture_state(self, context, handle):
+    @staticmethod
+    def _state(check, done, context, handle):
+        """Map ``_cinder``'s (ok, reason) to a target state; a transient
+        Cloud error is still pending."""
         try:
-            ok, reason = _cinder.capture_state(
-                clients.connection_for(context),
-                handle['volume_snapshot_ids'])
+            ok, reason = check(clients.connection_for(context),
+                               handle['volume_snapshot_ids'])
         except _errors.Transient as e:
             return base.PENDING, str(e)
         if ok is None:
             return base.FAILED, reason
-        return (base.CAPTURED if ok else base.PENDING), reason
+        return (done if ok else base.PENDING), reason
+
+    def capture_state(self, context, handle):
+        return self._state(_cinder.capture_state, base.CAPTURED, context,
+                           handle)
 
     def usable_state(self, context, handle):
-        try:
-            ok, reason = _cinder.usable_state(
-                clients.connection_for(context),
-                handle['volume_snapshot_ids'])
-        except _errors.Transient as e:
-            return base.PENDING, str(e)
-        if ok is None:
-            return base.FAILED, reason
-        return (base.USABLE if ok else base.PENDING), reason
+        return self._state(_cinder.usable_state, base.USABLE, context,
+                           handle)
 
     def delete(self, context, handle):
         _cinder.delete_snapshots(clients.connection_for(context),
