@@ -12,6 +12,7 @@ CONF = conf.CONF
 
 def main():
     config.parse_args(sys.argv)
+    config.check_service_user()
     server = wsgi_service.WSGIService(api_app.setup_app(), CONF.api.host_ip,
                                       CONF.api.port)
     try:

@@ -13,6 +13,7 @@ CONF = conf.CONF
 
 def main():
     config.parse_args(sys.argv)
+    config.check_service_user()
     manager = cotyledon.ServiceManager()
     manager.add(service.ConductorService, workers=CONF.conductor.workers)
     manager.run()

@@ -38,7 +38,17 @@ class Checks(upgradecheck.UpgradeCommands):
                 'the cap applies')
         return upgradecheck.Result(upgradecheck.Code.SUCCESS)
 
+    def _check_service_user(self):
+        if CONF.auth_strategy != 'keystone':
+            return upgradecheck.Result(upgradecheck.Code.SUCCESS)
+        try:
+            conf.services.check_service_user(CONF)
+        except conf.services.ServiceUserConfigError as e:
+            return upgradecheck.Result(upgradecheck.Code.FAILURE, str(e))
+        return upgradecheck.Result(upgradecheck.Code.SUCCESS)
+
     _upgrade_checks = (
+        ('Service user', _check_service_user),
         ('Database revision', _check_db),
         ('Freeze cap', _check_freeze_cap),
         ('Policy file JSON to YAML migration',

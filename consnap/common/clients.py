@@ -79,7 +79,11 @@ class TrustFailed(exception.ConsnapException):
 def _service_auth():
     with _LOCK:
         if 'auth' not in _SERVICE:
-            auth = ks_loading.load_auth_from_conf_options(CONF, GROUP)
+            try:
+                auth = ks_loading.load_auth_from_conf_options(CONF, GROUP)
+            except ks_exc.MissingRequiredOptions as e:
+                raise ServiceUserNotConfigured(reason='missing %s' % ', '.join(
+                    o.dest for o in e.options))
             if auth is None:
                 raise ServiceUserNotConfigured(reason='no auth_type')
             _SERVICE['auth'] = auth
@@ -101,6 +105,9 @@ def service_session():
 
 def _trust_auth(trust_id):
     """The service user's credentials, scoped to ``trust_id``."""
+    # Loading the service user's plugin registers its options (and
+    # raises ServiceUserNotConfigured when it cannot load).
+    _service_auth()
     auth_type = getattr(CONF[GROUP], 'auth_type', None)
     loader = ks_loading.get_plugin_loader(auth_type)
     options = {}

@@ -1,5 +1,7 @@
 """Parse configuration and set library defaults for every consnap command."""
 
+import sys
+
 from oslo_log import log
 from oslo_middleware import cors
 from oslo_policy import opts as policy_opts
@@ -8,6 +10,7 @@ from consnap import conf
 from consnap import version
 
 CONF = conf.CONF
+LOG = log.getLogger(__name__)
 
 _DEFAULT_LOG_LEVELS = ['amqp=WARN', 'amqplib=WARN', 'sqlalchemy=WARN',
                        'oslo_messaging=INFO', 'iso8601=WARN', 'stevedore=INFO',
@@ -35,4 +38,21 @@ def parse_args(argv, default_config_files=None):
     set_defaults()
     CONF(argv[1:], project='consnap', version=version.version_string(),
          default_config_files=default_config_files)
+    conf.services.register_auth_plugin_opts(CONF)
     log.setup(CONF, 'consnap')
+
+
+def check_service_user():
+    """At start-up: the service user must load when the API uses Keystone.
+
+    A missing option is the operator's to fix before the service runs,
+    never a tenant's request failing later.  Exits with a message naming
+    the option.
+    """
+    if CONF.auth_strategy != 'keystone':
+        return
+    try:
+        conf.services.check_service_user(CONF)
+    except conf.services.ServiceUserConfigError as e:
+        LOG.critical('Cannot start: %s', e)
+        sys.exit('consnap: cannot start: %s' % e)

@@ -15,6 +15,7 @@ The adapter options of ``[nova]``, ``[cinder]`` and ``[glance]``
 endpoints of every connection consnap makes.
 """
 
+from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
@@ -65,14 +66,102 @@ def register_opts(conf):
     conf.register_opts(service_user_opts, group='service_user')
 
 
+def register_auth_plugin_opts(conf):
+    """Register the options of the auth plugin each group names.
+
+    keystoneauth registers a plugin's options (``auth_url``, ``username``,
+    ``password``...) only when the plugin is loaded; consnap reads them
+    before that (e.g. to scope the service user's credentials to a trust),
+    so every command registers them right after parsing its configuration.
+    """
+    for group in SERVICES:
+        auth_type = conf[group].auth_type
+        if not auth_type:
+            continue
+        try:
+            plugin = ks_loading.get_plugin_loader(auth_type)
+        except ks_exc.NoMatchingPlugin:
+            # Reported by check_service_user() with the group's name.
+            continue
+        conf.register_opts(ks_loading.get_auth_plugin_conf_options(plugin),
+                           group=group)
+
+
+class ServiceUserConfigError(Exception):
+    """The service user's configuration cannot work (operator-facing)."""
+
+
+def check_service_user(conf):
+    """Load ``[service_user]`` the way the services will; raise
+    ServiceUserConfigError naming what is missing.
+
+    Required whenever the API authenticates with Keystone: every request
+    is delegated to the service user (a trust) and every Nova, Cinder and
+    Glance call is made with its credentials.
+    """
+    group = 'service_user'
+    auth_type = conf[group].auth_type
+    if not auth_type:
+        raise ServiceUserConfigError(
+            '[service_user] auth_type is not set (e.g. auth_type = password '
+            'with auth_url, username, password, user_domain_name, '
+            'project_name, project_domain_name)')
+    try:
+        ks_loading.get_plugin_loader(auth_type)
+    except ks_exc.NoMatchingPlugin:
+        raise ServiceUserConfigError(
+            '[service_user] auth_type = %s is not a keystoneauth plugin'
+            % auth_type)
+    register_auth_plugin_opts(conf)
+    try:
+        auth = ks_loading.load_auth_from_conf_options(conf, group)
+    except ks_exc.MissingRequiredOptions as e:
+        raise ServiceUserConfigError(
+            '[service_user] is missing %s (auth_type = %s)' % (
+                ', '.join(o.dest for o in e.options), auth_type))
+    except ks_exc.ClientException as e:
+        raise ServiceUserConfigError('[service_user]: %s' % e)
+    section = conf[group]
+    if not getattr(section, 'auth_url', None):
+        raise ServiceUserConfigError('[service_user] auth_url is not set')
+    names = {o.dest for o in ks_loading.get_auth_plugin_conf_options(
+        ks_loading.get_plugin_loader(auth_type))}
+    if 'password' in names and not section.password:
+        # keystoneauth does not mark it required, yet nothing works
+        # without it.
+        raise ServiceUserConfigError(
+            '[service_user] password is not set (auth_type = %s)'
+            % auth_type)
+    if ('username' in names and not section.username
+            and not getattr(section, 'user_id', None)):
+        raise ServiceUserConfigError(
+            '[service_user] username (or user_id) is not set '
+            '(auth_type = %s)' % auth_type)
+    return auth
+
+
+def _add_options(opts, opts_to_add):
+    names = {o.dest for o in opts}
+    for opt in opts_to_add:
+        if opt.dest not in names:
+            opts.append(opt)
+            names.add(opt.dest)
+
+
 def list_opts():
+    """Options per group for the sample file, with the ``password``
+    plugin's options (the plugin the deployment guide and devstack use),
+    as Ironic's ``conf/auth.py`` does."""
+    password = ks_loading.get_auth_plugin_conf_options(
+        ks_loading.get_plugin_loader('password'))
     result = []
     for group, service_type in SERVICES.items():
-        opts = (ks_loading.get_session_conf_options()
-                + ks_loading.get_auth_common_conf_options())
+        opts = list(ks_loading.get_auth_common_conf_options())
+        _add_options(opts, password)
+        _add_options(opts, ks_loading.get_session_conf_options())
         if service_type:
-            opts += ks_loading.get_adapter_conf_options(
-                include_deprecated=False)
+            _add_options(opts, ks_loading.get_adapter_conf_options(
+                include_deprecated=False))
         if group == 'service_user':
             opts += service_user_opts
         result.append((group, opts))

@@ -15,6 +15,7 @@ def _load():
     with _LOCK:
         if _APP is None:
             config.parse_args([sys.argv[0]])
+            config.check_service_user()
             _APP = api_app.setup_app()
     return _APP
 

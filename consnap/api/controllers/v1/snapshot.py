@@ -316,9 +316,15 @@ class SnapshotsController(rest.RestController):
                                             pecan.request.context.user_id})
                     _cast('cancel_snapshot', snapshot['id'])
                 else:
+                    # A finished request has no flow running: release the
+                    # ownership its flow held, so that whichever conductor
+                    # receives the cast (the one that ran the flow
+                    # included) claims the delete.
                     snapshot = dbapi.update_snapshot(
                         snapshot['id'], {'status': constants.DELETING,
-                                         'keep_artifacts': keep},
+                                         'keep_artifacts': keep,
+                                         'owner': None,
+                                         'owner_since': None},
                         expected_status=constants.FINISHED_STATUSES)
                     _cast('delete_snapshot', snapshot['id'],
                           keep_artifacts=keep)
