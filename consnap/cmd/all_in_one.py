@@ -28,6 +28,7 @@ def main():
     CONF.set_default('rpc_transport', 'none')
     CONF.set_default('auth_strategy', 'noauth')
     config.parse_args(sys.argv)
+    config.check_service_user()
     if CONF.rpc_transport != 'none':
         LOG.warning('consnap-all runs the conductor in process; '
                     'rpc_transport=%s ignored', CONF.rpc_transport)
