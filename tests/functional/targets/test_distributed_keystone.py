@@ -1,0 +1,114 @@
+"""The distributed deployment as an operator configures it, on the real
+local cloud: ``consnap-api`` behind keystonemiddleware, two
+``consnap-conductor`` over the real RabbitMQ, MariaDB, the TaskFlow jobboard
+on the real Redis, the service user and Keystone trusts, all from one
+``consnap.conf`` and the shipped entry points (no option registered by a
+test).  A tenant's token takes a consistent snapshot of a real Nova server,
+then DELETE removes the request and its Glance image.
+"""
+
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from tests import localcloud
+from tests.functional import services
+from tests.functional.targets import cloudenv
+
+
+@pytest.fixture
+def deployment(cloud, tmp_path):
+    services.require_tcp('RabbitMQ', 5672)
+    services.require_tcp('Redis', 6379)
+    db_url, drop = services.mysql_database()
+    port = services.free_port()
+    svc = cloudenv.service_user_options(cloud)
+    region = cloud.get('region', 'RegionOne')
+    sections = {
+        'DEFAULT': {'auth_strategy': 'keystone', 'rpc_transport': 'oslo',
+                    'transport_url': services.RABBIT_URL,
+                    'control_exchange': 'consnap-dk-%s' % uuid.uuid4().hex[:8]},
+        'database': {'connection': db_url},
+        'api': {'port': port, 'host_ip': '127.0.0.1'},
+        'keystone_authtoken': dict(svc, www_authenticate_uri=svc['auth_url'],
+                                   region_name=region),
+        'service_user': dict(svc, region_name=region),
+        'qga': {'transport': 'libvirt',
+                'libvirt_uri_template': cloud['libvirt_uri']},
+        'freeze': {'default_driver': 'qga', 'enabled_drivers': 'qga,none'},
+        'targets': {'server_driver': 'nova-image',
+                    'volume_driver': 'cinder-volume',
+                    'poll_interval': 0.05},
+        'taskflow': {'jobboard_enabled': True,
+                     'jobboard_name': 'consnap-dk-%s' % uuid.uuid4().hex[:8]},
+        'conductor': {'heartbeat_interval': 1, 'pending_recovery_interval': 1,
+                      'pending_grace_seconds': 2, 'sweeper_interval': 1},
+    }
+    conf = services.write_config(str(tmp_path / 'consnap.conf'), sections)
+    subprocess.run([os.path.join(services.BIN, 'consnap-dbsync'),
+                    '--config-file', conf, 'upgrade'], check=True,
+                   timeout=120, capture_output=True)
+    procs = [services.start('consnap-api', 'consnap-api', conf,
+                            str(tmp_path))]
+    for name in ('conductor-1', 'conductor-2'):
+        procs.append(services.start(name, 'consnap-conductor', conf,
+                                    str(tmp_path)))
+    url = 'http://127.0.0.1:%d' % port
+    try:
+        services.wait_for_http(url + '/', procs[0])
+        for proc in procs[1:]:
+            services.wait_for(
+                lambda: 'listening on topic' in proc.tail(200) or
+                not proc.alive(), 60, what='%s to listen' % proc.name)
+            assert proc.alive(), proc.tail()
+        yield url, procs
+    finally:
+        for proc in procs:
+            proc.stop()
+        drop()
+
+
+def test_tenant_snapshot_and_delete_through_keystone(deployment, resources,
+                                                     cloud, tenant_conn):
+    url, procs = deployment
+    server = resources.boot()
+    cloudenv.wait_active(tenant_conn, cloud, server)
+    sess = localcloud.session_for(cloud, 'member', 'tenant-a')
+    headers = {'X-Auth-Token': sess.get_token()}
+    status, body, _ = services.http('POST', url + '/v1/snapshots', {
+        'snapshot': {'name': 'dist-ks', 'servers': [{'id': server.id}],
+                     'quiesce': {'max_freeze_seconds': 30}}},
+        headers=headers)
+    assert status == 202, body
+    sid = body['snapshot']['id']
+
+    def final():
+        snap = services.http('GET', url + '/v1/snapshots/' + sid,
+                             headers=headers)[1]['snapshot']
+        return snap if snap['status'] in ('available', 'error') else None
+    snap = services.wait_for(final, 240, interval=0.5,
+                             what='the request to end')
+    assert snap['status'] == 'available', (
+        snap, [p.tail(30) for p in procs])
+    assert snap['consistency'] == 'filesystem', snap
+    image_id = snap['members'][0]['image_id']
+    resources.images.append(image_id)
+    image = tenant_conn.image.get_image(image_id)
+    assert image.status == 'active'
+    assert image.owner == cloud['projects']['tenant-a']['id']
+    print('distributed + keystone: freeze window %s ms' %
+          snap['timeline'].get('freeze_window_ms'))
+
+    status, body, _ = services.http('DELETE', url + '/v1/snapshots/' + sid,
+                                    headers=headers)
+    assert status == 202, body
+
+    def gone():
+        return services.http('GET', url + '/v1/snapshots/' + sid,
+                             headers=headers)[0] == 404
+    services.wait_for(gone, 60, what='DELETE to complete')
+    services.wait_for(
+        lambda: tenant_conn.image.find_image(image_id) is None, 60,
+        what='the image to be deleted')
