@@ -216,6 +216,10 @@ def test_nova_409_server_busy(env, fault_row):
     try:
         snap = _server_snap(env, sid, include_volumes=False)
         assert env.proxy['nova'].rules[0].fired == 1
+        # The tenant's own snapshot has Nova quiesce the guest by itself
+        # at its capture (the agent then refuses guest-exec): the checks
+        # below inspect the guest once that snapshot is done.
+        cloud_env.wait_idle(env.conn, sid)
         check(env, fault_row, snap, 'Nova 409 on createImage (real '
               'task_state)', 'error "busy (task_state ..); retry later"; '
               'thawed', ['Nova refused', 'busy', 'task_state', 'retry later'],
@@ -234,6 +238,9 @@ def test_nova_busy_at_preflight(env, fault_row):
         sid, 'tenant-own-%d' % time.time(), wait=False)
     try:
         snap = _server_snap(env, sid, include_volumes=False)
+        # See test_nova_409_server_busy: Nova's own quiesce for the
+        # tenant's snapshot must be over before the guest is inspected.
+        cloud_env.wait_idle(env.conn, sid)
         check(env, fault_row, snap, 'server busy at preflight (real '
               'task_state)', 'error "busy; retry later", never frozen',
               ['busy', 'task_state', 'retry later'], [sid])
