@@ -107,8 +107,8 @@ def test_delete_after_a_jobboard_takeover(deployment_factory):
         lambda: 'thawed' in [e['event'] for e in dep.get(sid)['events']],
         60, what='the thaw')
     dep.start('conductor', 'conductor-2')
-    dep.guests.set_fault(None, None)
     first.kill()
+    dep.guests.set_fault(None, None)   # once conductor-1 is dead
     snap = dep.wait_final(sid, timeout=120)
     assert snap['status'] == 'available', snap
     owners = [e['detail'].get('owner') for e in snap['events']

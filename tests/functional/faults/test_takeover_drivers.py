@@ -168,8 +168,11 @@ def _not_frozen_stage(board, first, server, disk, hooks, stage, reached,
     time.sleep(0.5)
     assert not disk.is_frozen()
     board.start('conductor', 'conductor-2')
-    board.guests.set_fault(None, None)
+    # Clear the fault only once conductor-1 is dead: cleared before, a
+    # conductor-1 that had not yet entered the hang would finish the flow
+    # itself and nothing would be taken over.
     first.kill()
+    board.guests.set_fault(None, None)
     final = board.wait_final(sid, timeout=180)
     owners = [e['detail'].get('owner') for e in final['events']
               if e['event'] == 'claimed']
@@ -215,9 +218,10 @@ def test_sigkill_conductor_real_driver(board, real_driver, stage, fault_row):
     assert plan[0]['detail']['members'][0]['freeze_driver'] == name, plan
     assert disk.is_frozen(), 'the %s driver did not freeze' % name
     board.start('conductor', 'conductor-2')
-    board.guests.set_fault(None, None)
     killed_at = time.monotonic()
     first.kill()
+    # Cleared once conductor-1 is dead (see _not_frozen_stage).
+    board.guests.set_fault(None, None)
     thawed_after = _thawed_within(disk, killed_at, BOUND[name])
     assert thawed_after is not None, 'still frozen after the SIGKILL'
     final = board.wait_final(sid, timeout=120)
