@@ -10,7 +10,8 @@ tools/install-deps.sh
 tools/services.sh
 export PYTHONPATH="$TOP${PYTHONPATH:+:$PYTHONPATH}"
 if [ $# -eq 0 ]; then
-  set -- tests/unit tests/functional
+  # The long soaks run apart (tools/soak.sh; .ci/run runs both).
+  set -- -m "not soak" tests/unit tests/functional
 fi
 exec "$TOP/.venv/bin/python" -m pytest -p no:cacheprovider -q \
-    --timeout=900 -o junit_family=xunit2 "$@"
+    --timeout=900 -o junit_family=xunit2 --durations=15 "$@"

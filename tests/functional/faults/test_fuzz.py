@@ -5,8 +5,9 @@ schema-shaped bodies with a field broken, arbitrary JSON, raw bytes, odd
 content types, query strings, ids and headers to a real ``consnap-api``
 process over MariaDB; no response may be a 5xx or carry a traceback.
 
-The ``faults`` run sends 10,000 requests; the normal functional suite a
-shorter 1,000.
+The soak (``tools/soak.sh``, run by ``.ci/run`` after the suite, and the
+fault matrix) sends 10,000 requests; the normal functional suite a shorter
+1,000.
 """
 
 import os
@@ -57,6 +58,7 @@ def _check(api, result, requests):
 
 
 @pytest.mark.faults
+@pytest.mark.soak
 def test_fuzz_running_api_10000(api, fault_row):
     result = _fuzz(api, 10000)
     fault_row('fuzz: 10,000 bad requests (hypothesis)',
