@@ -54,6 +54,34 @@ def agent_error(guest, command, error):
                                      reason=desc)
 
 
+def close_stream(sock):
+    """Close an agent connection without resetting the agent's end.
+
+    Closing a unix stream socket that still holds unread data makes the
+    kernel report ECONNRESET to the peer's next read, and qemu-ga
+    (``-m unix-listen``, 7.2) treats a read error as fatal: it closes its
+    listening socket and exits 0, silently.  Unread data is common: the
+    answer to 0xFF that precedes the sync reply, or a late answer after a
+    timeout.  So stop receiving first (the agent's further writes fail with
+    EPIPE, which it survives), drain what is already queued, then close.
+    Never blocks, never raises.
+    """
+    try:
+        sock.shutdown(socket.SHUT_RD)
+        sock.setblocking(False)
+        # after SHUT_RD nothing more is queued: recv returns b'' once the
+        # queue is empty; bounded by the socket's receive buffer
+        for _ in range(1024):
+            if not sock.recv(65536):
+                break
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
 class QgaStreamConnection(object):
     """One client connection to an agent on a stream socket.
 
@@ -108,10 +136,7 @@ class QgaStreamConnection(object):
             pass
 
     def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        close_stream(self.sock)
 
     # wire ----------------------------------------------------------------
     def _send(self, data, command, deadline):

@@ -17,6 +17,7 @@ freeze this host's ``/``).  Servers listen on loopback only.  Only processes
 started here are stopped, by PID.  Every wait is bounded.
 """
 
+import json
 import os
 import shutil
 import socket
@@ -68,6 +69,20 @@ def wait_for(predicate, timeout, interval=0.05, what='condition'):
         time.sleep(interval)
 
 
+def close_quietly(sock):
+    """Close a client socket of qemu-ga without resetting the agent's end:
+    stop receiving, drain what is queued, close (see ``QemuGa._answers``)."""
+    try:
+        sock.shutdown(socket.SHUT_RD)
+        sock.setblocking(False)
+        for _ in range(1024):
+            if not sock.recv(65536):
+                break
+    except OSError:
+        pass
+    sock.close()
+
+
 def _stop(proc, timeout=5):
     """SIGTERM, then SIGKILL, our own child, by PID."""
     if proc is None or proc.poll() is not None:
@@ -114,26 +129,36 @@ class QemuGa(object):
         return self
 
     def _answers(self):
+        """One full guest-sync-delimited round trip on the agent socket.
+
+        The whole answer is read (qemu-ga first answers the 0xFF with a
+        parse-error line, then sends 0xFF + the sync reply) and the
+        connection is closed with nothing left unread: closing a unix socket
+        with unread data resets qemu-ga's end (ECONNRESET), and qemu-ga 7.2
+        in unix-listen mode then exits 0, silently.
+        """
         if self.proc.poll() is not None:
             with open(self.log) as f:
                 raise AssertionError('qemu-ga exited %s: %s'
                                      % (self.proc.returncode, f.read()[-2000:]))
+        s = socket.socket(socket.AF_UNIX)
         try:
-            s = socket.socket(socket.AF_UNIX)
             s.settimeout(1)
             s.connect(self.socket)
             s.sendall(b'\xff{"execute":"guest-sync-delimited",'
                       b'"arguments":{"id":7}}\n')
             data = b''
-            while b'\n' not in data.split(b'\xff', 1)[-1]:
+            while b'\n' not in data.partition(b'\xff')[2]:
                 chunk = s.recv(4096)
                 if not chunk:
                     return False
                 data += chunk
-            s.close()
-            return True
-        except OSError:
+            reply = data.partition(b'\xff')[2].split(b'\n', 1)[0]
+            return json.loads(reply).get('return') == 7
+        except (OSError, ValueError, AttributeError):
             return False
+        finally:
+            close_quietly(s)
 
     def guest(self, name='qga-guest'):
         """A guest dict for QgaFreezeDriver on this agent's socket."""

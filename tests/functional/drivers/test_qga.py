@@ -6,6 +6,7 @@ blocked, and only the loop mounts of ``tests.loopfs`` are ever frozen.
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,7 @@ import pytest
 from consnap.common import exception
 from consnap.drivers.freeze import base
 from consnap.drivers.freeze import qga
+from consnap.drivers.freeze import qga_client
 from tests.functional.drivers import peers
 
 
@@ -266,3 +268,26 @@ def test_left_frozen_by_dead_conductor_is_thawed(conf, qemu_ga, disks):
     assert result['frozen_seconds'] is None     # not frozen by this process
     assert fresh.status(guest) == base.THAWED
     assert not disks[0].is_frozen()
+
+
+def test_closing_with_an_unread_answer_keeps_the_agent(conf, qemu_ga):
+    """Closing a unix socket with unread data resets the agent's end, and
+    qemu-ga 7.2 (unix-listen) exits on that read error: a late answer after a
+    timeout, or the answer to 0xFF left unread, must not kill the agent."""
+    deadline = time.monotonic() + 10
+    conn = qga_client.QgaStreamConnection.connect_unix('qga-guest',
+                                                       qemu_ga.socket,
+                                                       deadline)
+    try:
+        conn.sync_send(deadline)
+
+        def answer_queued():   # the full sync reply, unread (peeked)
+            data = conn.sock.recv(65536, socket.MSG_PEEK)
+            return b'\n' in data.partition(qga_client.SENTINEL)[2]
+        conn.sock.settimeout(5)
+        peers.wait_for(answer_queued, 5, what='the unread sync reply')
+    finally:
+        conn.close()
+    assert qemu_ga.proc.poll() is None, 'qemu-ga exited'
+    assert _driver(conf).status(qemu_ga.guest()) == base.THAWED
+    assert qemu_ga.proc.poll() is None
