@@ -56,10 +56,15 @@ def mariadb():
     sql('DROP TABLE IF EXISTS %s' % TABLE, check=False)
 
 
-def insert_blocked():
-    """True when a writer cannot insert (waits on the global read lock)."""
-    res = sql('SET SESSION lock_wait_timeout=1; INSERT INTO %s VALUES (2)'
-              % TABLE, check=False)
+def insert_blocked(wait=1):
+    """True when a writer cannot insert (waits on the global read lock).
+
+    ``wait``: how long the writer waits for the lock, in whole seconds; 0
+    asks "is the lock held now?" (a 1 s wait also reports "not blocked" for
+    a lock released during that second).
+    """
+    res = sql('SET SESSION lock_wait_timeout=%d; INSERT INTO %s VALUES (2)'
+              % (wait, TABLE), check=False)
     return res.returncode != 0 and 'Lock wait timeout' in res.stderr
 
 
@@ -146,7 +151,9 @@ def test_mysql_lock_released_at_its_own_deadline(conf, qemu_ga, mariadb):
     guest = qemu_ga.guest()
     hook = _mysql_hook(conf, hold_seconds=2)
     state = hook.pre_freeze(driver, guest, None)
-    assert insert_blocked()
+    # the holder's deadline has whole-second resolution: as little as ~1 s
+    # of the 2 s may be left now, so ask without waiting
+    assert insert_blocked(wait=0)
     peers.wait_for(lambda: not insert_blocked(), 8,
                    what='the lock holder deadline')
     assert hook.post_thaw(driver, guest, state)['released'] == 'deadline'
