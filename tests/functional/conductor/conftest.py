@@ -99,8 +99,9 @@ def deployment_factory(loop_guests, tmp_path):
     services.require_tcp('RabbitMQ', 5672)
     made = []
 
-    def factory(**extra_sections):
-        dep = _make_deployment(loop_guests, tmp_path, extra_sections)
+    def factory(keystone=False, **extra_sections):
+        dep = _make_deployment(loop_guests, tmp_path, extra_sections,
+                               keystone=keystone)
         made.append(dep)
         return dep
 
@@ -110,10 +111,41 @@ def deployment_factory(loop_guests, tmp_path):
         dep.close()
 
 
-def _make_deployment(loop_guests, tmp_path, extra_sections):
+def _keystone_sections(state):
+    """What an operator writes for Keystone: auth_token and the service
+    user (trusts), from the local cloud's Keystone."""
+    svc = state['service_user']
+    creds = {'auth_type': 'password', 'auth_url': state['auth_url'],
+             'username': svc['username'], 'password': svc['password'],
+             'project_name': svc['project_name'],
+             'user_domain_name': svc['user_domain_name'],
+             'project_domain_name': svc['project_domain_name']}
+    region = state.get('region', 'RegionOne')
+    return {'DEFAULT': {'auth_strategy': 'keystone'},
+            'keystone_authtoken': dict(creds,
+                                       www_authenticate_uri=creds['auth_url'],
+                                       region_name=region),
+            'service_user': dict(creds, region_name=region)}
+
+
+def _make_deployment(loop_guests, tmp_path, extra_sections, keystone=False):
+    """``keystone=True``: consnap-api behind keystonemiddleware and the
+    service user's trusts, as deployed, against the local cloud's Keystone
+    (a tenant-a member's token); else ``noauth`` with project headers."""
     db_url, drop = services.mysql_database()
     port = services.free_port()
     exchange = 'consnap-test-%s' % uuid.uuid4().hex[:8]
+    auth_sections, headers, project = {}, dict(HEADERS), PROJECT
+    if keystone:
+        from tests import localcloud
+        try:
+            state = localcloud.ensure_cloud('keystone')
+        except localcloud.CloudUnavailable as e:
+            pytest.fail('real peer missing: Keystone (%s)' % e)
+        auth_sections = _keystone_sections(state)
+        project = state['projects']['tenant-a']['id']
+        session = localcloud.session_for(state, 'member', 'tenant-a')
+        headers = {'X-Auth-Token': session.get_token()}
 
     def config(name, **extra):
         sections = {
@@ -133,7 +165,8 @@ def _make_deployment(loop_guests, tmp_path, extra_sections):
                           'sweeper_interval': 1},
             'oslo_messaging_rabbit': {'rabbit_retry_interval': 1},
         }
-        for section, values in extra_sections.items():
+        for section, values in list(auth_sections.items()) + list(
+                extra_sections.items()):
             sections.setdefault(section, {}).update(values)
         sections.update(extra)
         return services.write_config(str(tmp_path / (name + '.conf')),
@@ -148,6 +181,10 @@ def _make_deployment(loop_guests, tmp_path, extra_sections):
     class Deployment(object):
         url = 'http://127.0.0.1:%d' % port
         guests = loop_guests
+
+        def __init__(self):
+            self.headers = headers
+            self.project = project
 
         def start(self, kind, name):
             command = {'api': 'consnap-api',
@@ -167,11 +204,11 @@ def _make_deployment(loop_guests, tmp_path, extra_sections):
             return services.http('POST', self.url + '/v1/snapshots', {
                 'snapshot': {'name': 'dist',
                              'servers': [{'id': s} for s in servers]}},
-                headers=HEADERS)
+                headers=self.headers)
 
         def get(self, sid):
             return services.http('GET', self.url + '/v1/snapshots/' + sid,
-                                 headers=HEADERS)[1]['snapshot']
+                                 headers=self.headers)[1]['snapshot']
 
         def wait_final(self, sid, timeout=60):
             return services.wait_for(

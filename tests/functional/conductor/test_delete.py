@@ -19,9 +19,9 @@ from tests.functional import services
 HEADERS = conftest.HEADERS
 
 
-def _server(guests):
+def _server(guests, project=conftest.PROJECT):
     sid = str(uuid.uuid4())
-    disk = guests.add(sid[:12], conftest.PROJECT)
+    disk = guests.add(sid[:12], project)
     guests.data['disks'][sid] = guests.data['disks'].pop(sid[:12])
     guests.disks[sid] = guests.disks.pop(sid[:12])
     guests.save()
@@ -34,42 +34,42 @@ def _artifact(guests, snap):
     return os.path.join(guests.pool.mountpoint, 'snaps', image + '.img')
 
 
-def _delete_and_wait_gone(url, sid, timeout=30):
+def _delete_and_wait_gone(url, sid, timeout=30, headers=HEADERS):
     status, body, _ = services.http('DELETE', url + '/v1/snapshots/' + sid,
-                                    headers=HEADERS)
+                                    headers=headers)
     assert status == 202, body
     assert body['snapshot']['status'] == 'deleting', body
 
     def gone():
         status, body, _ = services.http(
-            'GET', url + '/v1/snapshots/' + sid, headers=HEADERS)
+            'GET', url + '/v1/snapshots/' + sid, headers=headers)
         assert status in (200, 404), (status, body)
         return status == 404
     services.wait_for(gone, timeout, what='DELETE of %s to complete' % sid)
 
 
 def test_delete_on_the_conductor_that_ran_the_flow(deployment_factory):
-    dep = deployment_factory()
+    dep = deployment_factory(keystone=True)
     dep.start('api', 'api')
     dep.start('conductor', 'conductor-1')
-    server, _ = _server(dep.guests)
+    server, _ = _server(dep.guests, dep.project)
     status, body, _ = dep.post([server])
     assert status == 202, body
     snap = dep.wait_final(body['snapshot']['id'])
     assert snap['status'] == 'available', snap
     artifact = _artifact(dep.guests, snap)
     assert os.path.exists(artifact)
-    _delete_and_wait_gone(dep.url, snap['id'])
+    _delete_and_wait_gone(dep.url, snap['id'], headers=dep.headers)
     assert not os.path.exists(artifact)
 
 
 def test_delete_on_another_conductor(deployment_factory):
-    dep = deployment_factory()
+    dep = deployment_factory(keystone=True)
     dep.start('api', 'api')
     dep.start('conductor', 'conductor-a')
     snaps = []
     for _ in range(6):
-        status, body, _ = dep.post([_server(dep.guests)[0]])
+        status, body, _ = dep.post([_server(dep.guests, dep.project)[0]])
         assert status == 202, body
         snaps.append(body['snapshot']['id'])
     snaps = [dep.wait_final(sid) for sid in snaps]
@@ -78,7 +78,7 @@ def test_delete_on_another_conductor(deployment_factory):
     # the topic, so the deletes' casts are spread over both.
     other = dep.start('conductor', 'conductor-b')
     for snap in snaps:
-        _delete_and_wait_gone(dep.url, snap['id'])
+        _delete_and_wait_gone(dep.url, snap['id'], headers=dep.headers)
     for snap in snaps:
         assert not os.path.exists(_artifact(dep.guests, snap))
     handled_by_b = [s['id'] for s in snaps

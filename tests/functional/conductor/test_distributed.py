@@ -1,5 +1,7 @@
 """consnap-api and separate consnap-conductor processes over the real
-RabbitMQ, sharing a real MariaDB database; guests are real loop filesystems.
+RabbitMQ, sharing a real MariaDB database, configured as deployed: Keystone
+auth (the local cloud's Keystone, a tenant's token) and the service user's
+trusts; guests are real loop filesystems.
 """
 
 import uuid
@@ -8,17 +10,15 @@ import pytest
 
 from tests.functional.conductor import conftest
 
-PROJECT = conftest.PROJECT
-
-
 @pytest.fixture
 def deployment(deployment_factory):
-    return deployment_factory()
+    return deployment_factory(keystone=True)
 
 
-def _server(guests):
+def _server(dep):
+    guests = dep.guests
     sid = str(uuid.uuid4())
-    guests.add(sid[:12], PROJECT)
+    guests.add(sid[:12], dep.project)
     # the loop registry is keyed by resource id
     guests.data['disks'][sid] = guests.data['disks'].pop(sid[:12])
     guests.disks[sid] = guests.disks.pop(sid[:12])
@@ -29,7 +29,7 @@ def _server(guests):
 def test_request_crosses_rabbitmq_to_a_separate_conductor(deployment):
     deployment.start('api', 'api')
     deployment.start('conductor', 'conductor-1')
-    server = _server(deployment.guests)
+    server = _server(deployment)
     status, body, headers = deployment.post([server])
     assert status == 202, body
     sid = body['snapshot']['id']
@@ -48,7 +48,7 @@ def test_request_crosses_rabbitmq_to_a_separate_conductor(deployment):
 
 def test_lost_cast_finishes_once_a_conductor_starts(deployment):
     deployment.start('api', 'api')
-    server = _server(deployment.guests)
+    server = _server(deployment)
     status, body, _ = deployment.post([server])
     assert status == 202, body
     sid = body['snapshot']['id']
@@ -65,7 +65,7 @@ def test_conductors_share_the_work(deployment):
     deployment.start('conductor', 'conductor-b')
     ids = []
     for _ in range(6):
-        status, body, _ = deployment.post([_server(deployment.guests)])
+        status, body, _ = deployment.post([_server(deployment)])
         assert status == 202, body
         ids.append(body['snapshot']['id'])
     owners = set()
