@@ -1,13 +1,17 @@
 """Run flows: a TaskFlow engine per request, persisted in consnap's DB."""
 
 import contextlib
+import threading
 
 from oslo_log import log
+import sqlalchemy as sa
 from taskflow import engines
 from taskflow.listeners import logging as tf_logging
 from taskflow.persistence import backends as persistence_backends
+from taskflow.persistence.backends import impl_sqlalchemy
 
 from consnap import conf
+from consnap.db.sqlalchemy import sqlite
 
 CONF = conf.CONF
 LOG = log.getLogger(__name__)
@@ -21,9 +25,33 @@ def persistence_connection():
             CONF.database.connection)
 
 
+_SQLITE_ENGINES = {}
+_SQLITE_ENGINES_LOCK = threading.Lock()
+
+
+def _sqlite_engine(url):
+    """One engine per sqlite file for the process, on the write path of
+    consnap's own database access (``consnap.db.sqlalchemy.sqlite``)."""
+    with _SQLITE_ENGINES_LOCK:
+        engine = _SQLITE_ENGINES.get(url)
+        if engine is None:
+            # What TaskFlow builds for sqlite (a connection per use).
+            engine = sqlite.SerializedEngine(sa.create_engine(
+                url, poolclass=sa.pool.NullPool))
+            _SQLITE_ENGINES[url] = engine
+        return engine
+
+
 def get_persistence_backend():
-    return persistence_backends.fetch(
-        {'connection': persistence_connection()})
+    url = persistence_connection()
+    if sqlite.is_sqlite_url(url) and ':memory:' not in url and \
+            url.rstrip('/') != 'sqlite:':
+        # TaskFlow writes with engine.begin(): those transactions take the
+        # write lock of consnap's own writers and begin IMMEDIATE, so flows
+        # and API requests never fail each other with "database is locked".
+        return impl_sqlalchemy.SQLAlchemyBackend(
+            {'connection': url}, engine=_sqlite_engine(url))
+    return persistence_backends.fetch({'connection': url})
 
 
 def upgrade_persistence():

@@ -22,6 +22,7 @@ from consnap.common import exception
 from consnap import conf
 from consnap.db import api
 from consnap.db.sqlalchemy import models
+from consnap.db.sqlalchemy import sqlite
 
 CONF = conf.CONF
 LOG = log.getLogger(__name__)
@@ -35,20 +36,23 @@ def get_backend():
     return Connection()
 
 
+def _engine():
+    # sqlite: WAL, busy timeout, BEGIN IMMEDIATE for writers (sqlite.py).
+    return sqlite.setup(enginefacade.writer.get_engine())
+
+
 def _session_for_read():
+    _engine()
     return enginefacade.reader.using(_CONTEXT)
-
-
-# sqlite (the embedded mode) allows one writer at a time and fails others
-# with "database is locked" when a read transaction upgrades to a write:
-# serialise writers within the process (the embedded mode is one process).
-_SQLITE_WRITE_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
 def _session_for_write():
-    if enginefacade.writer.get_engine().dialect.name == 'sqlite':
-        with _SQLITE_WRITE_LOCK:
+    if _engine().dialect.name == 'sqlite':
+        # One writer at a time, shared with TaskFlow's persistence: a
+        # transaction that read first and then writes while another
+        # connection writes fails at once with "database is locked".
+        with sqlite.write_transaction():
             with enginefacade.writer.using(_CONTEXT) as session:
                 yield session
     else:
@@ -171,16 +175,20 @@ class Connection(api.Connection):
             if existing is not None:
                 existing['_existing'] = True
                 return existing
+        limit = CONF.conductor.max_in_flight_per_project
+        # A project at its limit is answered from a read, without queueing
+        # for the write path (sqlite: one writer) behind the flows' writes;
+        # the count under the write lock below stays the decision.
+        with _session_for_read() as session:
+            in_flight = self._count_in_flight(session, project_id)
+        if in_flight >= limit:
+            raise exception.QuotaExceeded(
+                project=project_id, count=in_flight, limit=limit)
         now = timeutils.utcnow()
         snap_id = values.pop('id', None) or uuidutils.generate_uuid()
         try:
             with _session_for_write() as session:
-                in_flight = session.execute(
-                    sa.select(sa.func.count(models.Snapshot.id)).where(
-                        models.Snapshot.project_id == project_id,
-                        models.Snapshot.status.in_(
-                            constants.IN_FLIGHT_STATUSES))).scalar()
-                limit = CONF.conductor.max_in_flight_per_project
+                in_flight = self._count_in_flight(session, project_id)
                 if in_flight >= limit:
                     raise exception.QuotaExceeded(
                         project=project_id, count=in_flight, limit=limit)
@@ -224,6 +232,14 @@ class Connection(api.Connection):
                     return existing
             raise exception.Conflict(str(e))
         return self.get_snapshot(snap_id)
+
+    @staticmethod
+    def _count_in_flight(session, project_id):
+        return session.execute(
+            sa.select(sa.func.count(models.Snapshot.id)).where(
+                models.Snapshot.project_id == project_id,
+                models.Snapshot.status.in_(
+                    constants.IN_FLIGHT_STATUSES))).scalar()
 
     def _take_in_flight_slot(self, session, project_id, snap_id, in_flight,
                              limit, now):
