@@ -49,8 +49,30 @@ def config():
         CONF.clear_override(name, group=group)
 
 
+def _forget_auth_plugin_opts():
+    """Unregister the auth plugins' options (``auth_url`` is required by
+    them) that a test's service user registered (keystoneauth registers them
+    when it loads a plugin): left behind, every later ``CONF([])`` of
+    another test fails on the missing ``auth_url``, whatever the order."""
+    from keystoneauth1 import loading as ks_loading
+    from consnap.conf import services
+    groups = [g for g in services.SERVICES
+              if 'auth_url' in CONF._get_group(g)._opts]
+    if not groups:
+        return
+    args, CONF._args = CONF._args, None   # unregister needs "not parsed"
+    try:
+        for group in groups:
+            for name in ('password', 'v3password', 'token', 'v3token'):
+                CONF.unregister_opts(ks_loading.get_auth_plugin_conf_options(
+                    ks_loading.get_plugin_loader(name)), group=group)
+    finally:
+        CONF._args = args
+
+
 @pytest.fixture(autouse=True)
 def _consnap_defaults():
     """Re-assert the test defaults: tests that re-parse CONF clear them."""
     _init_conf()
     yield
+    _forget_auth_plugin_opts()
