@@ -141,11 +141,16 @@ trap '' PIPE
 
 t0=$(now)
 for mp in "$@"; do
-    if ! err=$(fsfreeze -f "$mp" 2>&1); then
-        finish "freeze $mp: $err" 1 "$@"
-    fi
+    # Count and record the mountpoint *before* freezing it: a signal that
+    # arrives while "fsfreeze -f" runs is handled only once it returns, and
+    # finish (or "thaw" after a SIGKILL) must then thaw this mountpoint too.
+    # Thawing one whose freeze did not happen is harmless.
     k=$((k + 1))
     printf '%s\n' "$mp" >> "$state"
+    if ! err=$(fsfreeze -f "$mp" 2>&1); then
+        k=$((k - 1))
+        finish "freeze $mp: $err" 1 "$@"
+    fi
 done
 echo "FROZEN $k $t0"
 

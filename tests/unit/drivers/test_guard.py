@@ -13,6 +13,7 @@ FAKE = """#!/bin/sh
 echo "$(basename "$0") $*" >> {log}
 case "$(basename "$0") $*" in
   *"{fail}"*) echo "fake failure" >&2; exit 1 ;;
+  *"{slow}"*) sleep 1 ;;
 esac
 exit 0
 """
@@ -25,10 +26,10 @@ def fake(tmp_path):
     log = tmp_path / 'calls'
     log.touch()
 
-    def make(fail='NOTHING'):
+    def make(fail='NOTHING', slow='NOTHING'):
         for name in ('fsfreeze', 'mountpoint'):
             path = bindir / name
-            path.write_text(FAKE.format(log=log, fail=fail))
+            path.write_text(FAKE.format(log=log, fail=fail, slow=slow))
             path.chmod(0o755)
         return bindir
 
@@ -146,3 +147,20 @@ def test_thaw_mode_stops_a_live_guard(fake):
     assert out.strip() == 'THAWED 1 guard'
     assert proc.stdout.readline().split()[2] == 'signal'
     proc.wait(timeout=5)
+
+
+def test_signal_during_a_slow_freeze_thaws_that_mountpoint(fake):
+    """TERM while "fsfreeze -f /b" is still running: sh runs the trap once
+    it returns, and /b (frozen by then) must be thawed too."""
+    fake.make(slow='-f /b')
+    proc = fake.start('30', '/a', '/b')
+    deadline = time.monotonic() + 5
+    while 'fsfreeze -f /b' not in fake.calls():
+        assert time.monotonic() < deadline, fake.calls()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=10)
+    assert out.split()[:1] == ['THAWED'] and out.split()[2] == 'signal', out
+    assert fake.calls() == ['fsfreeze -f /a', 'fsfreeze -f /b',
+                            'fsfreeze -u /a', 'fsfreeze -u /b']
+    assert not os.path.exists(os.path.join(fake.state, 'frozen'))
