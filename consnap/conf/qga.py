@@ -10,8 +10,10 @@ opts = [
                        'domain-{instance_name}/org.qemu.guest_agent.0',
                help='Path of the agent socket of a guest (socket '
                     'transport).  Formatted with the guest dict: '
-                    '{server_id}, {instance_name}, {host}, {name}.  A guest '
-                    'may override it with driver_info["socket_path"].'),
+                    '{server_id}, {instance_name}, {host}: values Nova '
+                    'sets (a server name, which the tenant controls, is '
+                    'refused).  A guest may override it with '
+                    'driver_info["socket_path"].'),
     cfg.StrOpt('libvirt_uri_template', default='qemu+ssh://{host}/system',
                help='libvirt URI of the compute host of a guest (libvirt '
                     'transport), formatted with the guest dict.  A guest may '
