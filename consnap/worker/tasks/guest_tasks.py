@@ -71,9 +71,17 @@ class FreezeGuests(base.ConsnapTask):
 
     def revert(self, snapshot_id, *args, **kwargs):
         try:
-            freezer.thaw_snapshot(snapshot_id, thawed_by='revert')
-        except Exception:
+            failures = freezer.thaw_snapshot(snapshot_id, thawed_by='revert')
+        except Exception as e:
             LOG.exception('Thaw on revert of snapshot %s failed', snapshot_id)
+            failures = [str(e)]
+        if failures:
+            # The watchdog stays armed: at the deadline it tries again
+            # (then the sweeper), whatever happens to this flow.
+            LOG.error('Snapshot %s: thaw on revert failed (%s); the '
+                      'watchdog stays armed', snapshot_id,
+                      '; '.join(failures))
+            return
         watchdog.disarm(snapshot_id)
 
 
@@ -85,7 +93,10 @@ class ThawGuests(base.ConsnapTask):
             return
         self.set_status(snapshot_id, constants.THAWING)
         failures = freezer.thaw_snapshot(snapshot_id, thawed_by='flow')
-        watchdog.disarm(snapshot_id)
+        if not failures:
+            # Disarmed only once every guest is thawed: a failed thaw keeps
+            # the deadline's retry (and the revert tries again at once).
+            watchdog.disarm(snapshot_id)
         if failures:
             raise exception.ThawFailed(guest=snapshot_id,
                                        reason='; '.join(failures))
