@@ -42,7 +42,7 @@ def parse_args(argv, default_config_files=None):
     log.setup(CONF, 'consnap')
 
 
-def check_service_user():
+def check_service_user(exit_on_error=True):
     """At start-up: the service user must load when the API uses Keystone.
 
     A missing option is the operator's to fix before the service runs,
@@ -55,4 +55,6 @@ def check_service_user():
         conf.services.check_service_user(CONF)
     except conf.services.ServiceUserConfigError as e:
         LOG.critical('Cannot start: %s', e)
+        if not exit_on_error:
+            raise
         sys.exit('consnap: cannot start: %s' % e)

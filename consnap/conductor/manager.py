@@ -142,6 +142,21 @@ class ConductorManager(object):
 
     def _run_delete(self, snapshot_id):
         try:
+            # A guest whose thaw is not confirmed keeps its request (its
+            # freeze record is how the sweeper and the watchdog find it).
+            failures = freezer.thaw_snapshot(snapshot_id, thawed_by='delete')
+            if failures or self.db.get_active_freeze_records(
+                    snapshot_id=snapshot_id):
+                message = ('Delete postponed: the guests of this request '
+                           'are not yet confirmed thawed; consnap keeps '
+                           'thawing them. Retry the delete later.')
+                LOG.error('Snapshot %s: %s (%s)', snapshot_id, message,
+                          '; '.join(failures))
+                self.db.update_snapshot(snapshot_id, {
+                    'status': constants.ERROR, 'status_reason': message,
+                    'fault': {'type': 'ThawNotConfirmed',
+                              'message': message}})
+                return
             snap = self.db.get_snapshot(snapshot_id)
             if not snap['keep_artifacts']:
                 self._delete_artifacts(snap)

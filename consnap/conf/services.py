@@ -100,6 +100,11 @@ def check_service_user(conf):
     Glance call is made with its credentials.
     """
     group = 'service_user'
+    if conf[group].auth_section:
+        raise ServiceUserConfigError(
+            '[service_user] auth_section is not supported (the service '
+            'user\'s options are scoped to each request\'s trust): set '
+            'auth_type and its options in [service_user] itself')
     auth_type = conf[group].auth_type
     if not auth_type:
         raise ServiceUserConfigError(

@@ -61,11 +61,32 @@ def _lock_for(record_id):
         return _THAW_LOCKS.setdefault(record_id, threading.Lock())
 
 
+def _record_best_effort(what, fn, *args, **kwargs):
+    """A database write after a thaw: never stops or undoes the thaw (the
+    sweeper re-thaws a record still marked frozen; thaw is idempotent)."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as e:
+        LOG.error('Could not record %s: %s', what, e)
+        return None
+
+
 def thaw_record(record, thawed_by):
-    """Thaw one freeze record; None when known thawed, else the reason."""
+    """Thaw one freeze record; None when known thawed, else the reason.
+
+    The thaw comes first and needs nothing from the database but the record
+    the caller holds: the record's current state is read (a read never
+    waits for a writer) only to skip a known thaw, and what happened is
+    written afterwards, best effort.
+    """
     db = dbapi.get_instance()
     with _lock_for(record['id']):
-        current = db.update_freeze_record(record['id'], {})
+        try:
+            current = db.get_freeze_record(record['id'])
+        except Exception as e:
+            LOG.warning('Could not read freeze record %s (%s); thawing '
+                        'anyway', record['id'], e)
+            current = None
         if current is not None and current['state'] == 'thawed':
             return None
         try:
@@ -74,14 +95,16 @@ def thaw_record(record, thawed_by):
         except Exception as e:
             LOG.error('Thaw of member %s of snapshot %s failed: %s',
                       record['member_id'], record['snapshot_id'], e)
-            db.add_event(record['snapshot_id'], 'thaw-failed',
-                         member_id=record['member_id'],
-                         detail={'by': thawed_by, 'reason': str(e)})
+            _record_best_effort(
+                'the failed thaw', db.add_event, record['snapshot_id'],
+                'thaw-failed', member_id=record['member_id'],
+                detail={'by': thawed_by, 'reason': str(e)})
             return str(e)
         thawed_at = result.get('thawed_at') or time.time()
-        db.update_freeze_record(record['id'], {
-            'state': 'thawed', 'thawed_at': _utc(thawed_at),
-            'thawed_by': thawed_by})
+        _record_best_effort(
+            'the thaw of record %s' % record['id'], db.update_freeze_record,
+            record['id'], {'state': 'thawed', 'thawed_at': _utc(thawed_at),
+                           'thawed_by': thawed_by})
         values = {'thawed_at': _utc(thawed_at)}
         if record.get('frozen_at'):
             frozen_at = timeutils.parse_isotime(record['frozen_at'])
@@ -89,7 +112,8 @@ def thaw_record(record, thawed_by):
                 tzinfo=datetime.timezone.utc).timestamp()
             values['freeze_window_ms'] = round(
                 (thawed_at - frozen_epoch) * 1000.0, 3)
-        db.update_member(record['member_id'], values)
+        _record_best_effort('the thaw of member %s' % record['member_id'],
+                            db.update_member, record['member_id'], values)
         event = {'watchdog': constants.EV_WATCHDOG_THAW,
                  'sweeper': constants.EV_SWEEPER_THAW}.get(
             thawed_by, constants.EV_THAWED)
@@ -98,9 +122,10 @@ def thaw_record(record, thawed_by):
             detail['freeze_window_ms'] = values['freeze_window_ms']
         if result.get('frozen_seconds') is not None:
             detail['guest_frozen_seconds'] = result['frozen_seconds']
-        db.add_event(record['snapshot_id'], event,
-                     member_id=record['member_id'], detail=detail,
-                     at=_utc(thawed_at))
+        _record_best_effort('the thaw event', db.add_event,
+                            record['snapshot_id'], event,
+                            member_id=record['member_id'], detail=detail,
+                            at=_utc(thawed_at))
         return None
 
 

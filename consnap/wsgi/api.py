@@ -1,24 +1,29 @@
-"""WSGI entry point for uWSGI / mod_wsgi: ``consnap.wsgi.api:application``."""
+"""WSGI entry point for uWSGI / mod_wsgi: ``consnap.wsgi.api:application``.
 
+The application is built when the module is imported (as Ironic's
+``ironic.wsgi``), so that a configuration that cannot work (e.g. a service
+user missing ``auth_url``) stops the server from loading the application,
+with the reason in its log, rather than failing every request later.
+"""
+
+import os
 import sys
-import threading
 
 from consnap.api import app as api_app
 from consnap.common import config
 
-_LOCK = threading.Lock()
-_APP = None
+
+def _config_files():
+    """``OS_CONSNAP_CONFIG_FILES`` (``;``-separated, as Nova's and
+    Keystone's WSGI apps read theirs), else oslo.config's defaults."""
+    files = os.environ.get('OS_CONSNAP_CONFIG_FILES')
+    return [f for f in files.split(';') if f] if files else None
 
 
-def _load():
-    global _APP
-    with _LOCK:
-        if _APP is None:
-            config.parse_args([sys.argv[0]])
-            config.check_service_user()
-            _APP = api_app.setup_app()
-    return _APP
+def initialize_wsgi_app(argv=sys.argv[:1]):
+    config.parse_args(argv, default_config_files=_config_files())
+    config.check_service_user(exit_on_error=False)
+    return api_app.setup_app()
 
 
-def application(environ, start_response):
-    return (_APP or _load())(environ, start_response)
+application = initialize_wsgi_app()

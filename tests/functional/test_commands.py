@@ -90,3 +90,30 @@ def test_sample_config_lists_the_service_user_options():
     for opt in ('auth_type', 'auth_url', 'username', 'password',
                 'user_domain_name', 'project_name', 'use_trusts'):
         assert '#%s = ' % opt in section, opt
+
+
+def test_wsgi_application_refuses_to_load_without_the_service_user(tmp_path):
+    """``consnap.wsgi.api:application`` is built at import: a service user
+    that cannot load stops the WSGI server from loading the app."""
+    good = services.write_config(str(tmp_path / 'good.conf'), {
+        'database': {'connection': 'sqlite:///%s' % (tmp_path / 'db')},
+        'service_user': SERVICE_USER})
+    bad = services.write_config(str(tmp_path / 'bad.conf'), {
+        'database': {'connection': 'sqlite:///%s' % (tmp_path / 'db')},
+        'service_user': {k: v for k, v in SERVICE_USER.items()
+                         if k != 'auth_url'}})
+
+    def load(conf):
+        return subprocess.run(
+            [os.path.join(services.BIN, 'python'), '-c',
+             'import consnap.wsgi.api as w; print(callable(w.application))'],
+            capture_output=True, text=True, timeout=120,
+            env=dict(os.environ, OS_CONSNAP_CONFIG_FILES=conf,
+                     PYTHONPATH=services.REPO))
+    ok = load(good)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines()[-1] == 'True', ok.stdout
+    refused = load(bad)
+    assert refused.returncode != 0
+    out = refused.stdout + refused.stderr     # oslo.log writes to stdout
+    assert 'Cannot start: [service_user] is missing auth_url' in out, out

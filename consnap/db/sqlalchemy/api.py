@@ -375,6 +375,12 @@ class Connection(api.Connection):
                         snapshot=snapshot_id, status=snap.status,
                         reason='expected %s' % ' or '.join(allowed))
             _apply(snap, values, merge='timeline')
+            if (snap.status in constants.FINISHED_STATUSES and
+                    'status' in values):
+                # The flow has ended: nobody owns the request any more, so
+                # that whichever conductor receives its DELETE claims it.
+                snap.owner = None
+                snap.owner_since = None
             if snap.status not in constants.IN_FLIGHT_STATUSES:
                 session.execute(sa.delete(models.ResourceLock).where(
                     models.ResourceLock.snapshot_id == snapshot_id))
@@ -403,6 +409,18 @@ class Connection(api.Connection):
     @_retry
     def destroy_snapshot(self, snapshot_id):
         with _session_for_write() as session:
+            active = session.execute(sa.select(sa.func.count()).select_from(
+                models.FreezeRecord).where(
+                models.FreezeRecord.snapshot_id == snapshot_id,
+                models.FreezeRecord.state.in_(('freezing', 'frozen')))
+            ).scalar()
+            if active:
+                # The sweeper and the watchdog find a frozen guest only
+                # through its record: never erase one not known thawed.
+                raise exception.InvalidState(
+                    snapshot=snapshot_id, status='deleting',
+                    reason='%d guest freeze(s) not confirmed thawed'
+                    % active)
             for model in (models.SnapshotEvent, models.ResourceLock,
                           models.FreezeRecord, models.SnapshotMember):
                 session.execute(sa.delete(model).where(
@@ -453,6 +471,10 @@ class Connection(api.Connection):
         with _session_for_write() as session:
             snap = session.get(models.Snapshot, snapshot_id)
             if snap is None or snap.owner == owner:
+                return False
+            if snap.status not in constants.IN_FLIGHT_STATUSES:
+                # A job resumed after its flow had finished (or while the
+                # request is being deleted) takes over nothing.
                 return False
             previous = snap.owner
             snap.owner = owner
@@ -543,6 +565,11 @@ class Connection(api.Connection):
                 setattr(rec, key, value)
             session.flush()
             return _freeze_record_dict(rec)
+
+    def get_freeze_record(self, record_id):
+        with _session_for_read() as session:
+            rec = session.get(models.FreezeRecord, record_id)
+            return _freeze_record_dict(rec) if rec is not None else None
 
     def get_active_freeze_records(self, snapshot_id=None, member_id=None):
         with _session_for_read() as session:

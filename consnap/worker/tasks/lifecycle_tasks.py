@@ -37,10 +37,13 @@ class SnapshotToErrorOnRevert(base.ConsnapTask):
 
     def revert(self, snapshot_id, *args, **kwargs):
         try:
-            freezer.thaw_snapshot(snapshot_id, thawed_by='revert')
-        except Exception:
+            failures = freezer.thaw_snapshot(snapshot_id, thawed_by='revert')
+        except Exception as e:
             LOG.exception('Thaw on revert of snapshot %s failed', snapshot_id)
-        watchdog.forget(snapshot_id)
+            failures = [str(e)]
+        if not failures:
+            # Else the watchdog stays armed: it retries at the deadline.
+            watchdog.forget(snapshot_id)
         kind, message = _describe(kwargs.get('flow_failures'))
         status = (constants.CANCELLED if kind == 'Cancelled'
                   else constants.ERROR)
@@ -51,13 +54,17 @@ class SnapshotToErrorOnRevert(base.ConsnapTask):
                     self.db.update_member(member['id'], {
                         'status': status,
                         'error': member.get('error') or message})
-            self.db.update_snapshot(snapshot_id, {
-                'status': status, 'status_reason': message,
-                'fault': {'type': kind, 'message': message},
-                'timeline': {'finished_at': timeutils.utcnow().isoformat()}})
             self.db.add_event(snapshot_id, constants.EV_ERROR
                               if status == constants.ERROR else status,
                               detail={'type': kind, 'message': message})
+            # The final status is the flow's last write (it releases the
+            # request's ownership); never over a status the flow no longer
+            # owns (e.g. deleting).
+            self.db.update_snapshot(snapshot_id, {
+                'status': status, 'status_reason': message,
+                'fault': {'type': kind, 'message': message},
+                'timeline': {'finished_at': timeutils.utcnow().isoformat()}},
+                expected_status=constants.IN_FLIGHT_STATUSES)
         except Exception:
             LOG.exception('Could not record the failure of snapshot %s',
                           snapshot_id)
@@ -76,11 +83,13 @@ class MarkAvailable(base.ConsnapTask):
                                   {'status': constants.AVAILABLE})
         overall = min(levels, key=constants.CONSISTENCY_LEVELS.index)
         now = timeutils.utcnow()
+        self.db.add_event(snapshot_id, constants.EV_AVAILABLE,
+                          detail={'consistency': overall}, at=now)
+        # The final status is the flow's last write: it releases the
+        # request's ownership, after which a DELETE may be claimed.
         self.set_status(snapshot_id, constants.AVAILABLE, consistency=overall,
                         status_reason=None,
                         timeline={'available_at': now.isoformat()})
-        self.db.add_event(snapshot_id, constants.EV_AVAILABLE,
-                          detail={'consistency': overall}, at=now)
         base.forget_cancel_event(snapshot_id)
         watchdog.forget(snapshot_id)
         return overall

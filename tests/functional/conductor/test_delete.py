@@ -159,3 +159,39 @@ def test_delete_in_consnap_all(loop_guests, tmp_path):
     finally:
         loop_guests.thaw_all()
         proc.stop()
+
+
+@pytest.mark.faults
+def test_delete_waits_for_a_confirmed_thaw(deployment_factory):
+    """A request whose guest could not be thawed (the thaw keeps failing)
+    ends in error with its freeze record active: DELETE answers 409 and
+    erases nothing, since the sweeper and the watchdog find the guest only
+    through that record.  Once the guest is thawed, DELETE completes."""
+    dep = deployment_factory(keystone=False)
+    dep.start('api', 'api')
+    dep.start('conductor', 'conductor-1')
+    server, disk = _server(dep.guests)
+    dep.guests.set_fault('thaw', 'error')
+    status, body, _ = services.http('POST', dep.url + '/v1/snapshots', {
+        'snapshot': {'servers': [{'id': server}],
+                     'quiesce': {'max_freeze_seconds': 5}}}, headers=HEADERS)
+    assert status == 202, body
+    sid = body['snapshot']['id']
+    snap = dep.wait_final(sid)
+    assert snap['status'] == 'error', snap
+    assert disk.is_frozen(), 'the injected thaw failure did not hold'
+    status, body, _ = services.http('DELETE', dep.url + '/v1/snapshots/' +
+                                    sid, headers=HEADERS)
+    assert status == 409, body
+    assert 'not yet confirmed thawed' in body['error']['message'], body
+    assert dep.get(sid)['status'] == 'error'
+    # The agent answers again: the watchdog (still armed) or the sweeper
+    # thaws the record past its deadline, and the delete goes through.
+    dep.guests.set_fault(None, None)
+    services.wait_for(lambda: not disk.is_frozen(), 30,
+                      what='the sweeper to thaw the guest')
+    thaws = ('sweeper-thaw', 'watchdog-thaw', 'thawed')
+    services.wait_for(
+        lambda: set(thaws) & {e['event'] for e in dep.get(sid)['events']},
+        30, what='the thaw to be recorded')
+    _delete_and_wait_gone(dep.url, sid)

@@ -316,6 +316,12 @@ class SnapshotsController(rest.RestController):
                                             pecan.request.context.user_id})
                     _cast('cancel_snapshot', snapshot['id'])
                 else:
+                    if dbapi.get_active_freeze_records(
+                            snapshot_id=snapshot['id']):
+                        raise exception.Conflict(_(
+                            'The guests of snapshot request %s are not yet '
+                            'confirmed thawed; consnap keeps thawing them. '
+                            'Retry the delete later.') % snapshot['id'])
                     # A finished request has no flow running: release the
                     # ownership its flow held, so that whichever conductor
                     # receives the cast (the one that ran the flow
