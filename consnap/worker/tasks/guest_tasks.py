@@ -91,8 +91,9 @@ class ThawGuests(base.ConsnapTask):
     def execute(self, snapshot_id, plan, freeze):
         if not freeze['frozen']:
             return
-        self.set_status(snapshot_id, constants.THAWING)
+        # Thaw first: nothing written to the database may delay it.
         failures = freezer.thaw_snapshot(snapshot_id, thawed_by='flow')
+        self.set_status(snapshot_id, constants.THAWING)
         if not failures:
             # Disarmed only once every guest is thawed: a failed thaw keeps
             # the deadline's retry (and the revert tries again at once).
