@@ -164,7 +164,13 @@ def test_keystone_unreachable(api_factory, fault_row):
             'auth_type': 'password', 'username': 'consnap',
             'password': 'secret', 'project_name': 'service',
             'user_domain_name': 'Default', 'project_domain_name': 'Default',
-            'http_connect_timeout': 2, 'http_request_max_retries': 0})
+            'http_connect_timeout': 2, 'http_request_max_retries': 0},
+        # configured as deployed: the service user at the same Keystone
+        service_user={
+            'auth_url': dead + '/v3', 'auth_type': 'password',
+            'username': 'consnap', 'password': 'secret',
+            'project_name': 'service', 'user_domain_name': 'Default',
+            'project_domain_name': 'Default', 'connect_retries': 0})
     calls = {
         'no token': api.call('GET', '/v1/snapshots', None,
                              {'X-Roles': '', 'X-Project-Id': ''}),
