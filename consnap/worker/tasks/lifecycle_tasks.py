@@ -76,6 +76,11 @@ class MarkAvailable(base.ConsnapTask):
 
     def execute(self, snapshot_id, plan):
         snap = self.db.get_snapshot(snapshot_id)
+        if snap['status'] == constants.AVAILABLE:
+            # A job resumed after this task had recorded the result (its
+            # conductor died before TaskFlow saved the atom): done already;
+            # reverting now would delete an available request's artifacts.
+            return snap['consistency']
         levels = []
         for member in snap['members']:
             levels.append(member['consistency'] or constants.CONSISTENCY_CRASH)

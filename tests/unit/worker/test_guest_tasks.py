@@ -52,3 +52,22 @@ def test_thaw_failure_keeps_the_watchdog(armed, monkeypatch):
     with pytest.raises(exception.ThawFailed):
         task.execute(SID, {}, {'frozen': ['m1']})
     assert _armed()
+
+
+def test_mark_available_again_is_a_no_op(monkeypatch):
+    """A job resumed after MarkAvailable had recorded the result: it
+    returns the recorded level instead of failing (and reverting)."""
+    from consnap.worker.tasks import lifecycle_tasks
+    task = lifecycle_tasks.MarkAvailable()
+    calls = []
+
+    class DB(object):
+        def get_snapshot(self, snapshot_id):
+            return {'status': 'available', 'consistency': 'filesystem',
+                    'members': []}
+
+        def __getattr__(self, name):
+            return lambda *a, **k: calls.append(name)
+    monkeypatch.setattr(type(task), 'db', DB(), raising=False)
+    assert task.execute(SID, {}) == 'filesystem'
+    assert calls == []
