@@ -257,8 +257,14 @@ class ConductorManager(object):
     def _sweep_frozen(self):
         """Thaw guests whose owner died, or left frozen past a deadline."""
         records = {r['id']: r for r in self.db.list_stale_freeze_records()}
+        mine = (self.host, utils.conductor_id())
+        # A record of this very process is never "of a dead owner" (a
+        # heartbeat that came late under load says nothing about a flow
+        # that is running here; its watchdog bounds it): sweeping it would
+        # end a live freeze.  Past its deadline it is swept like any other.
         records.update({r['id']: r for r in
-                        self.db.list_freeze_records_of_dead_owners()})
+                        self.db.list_freeze_records_of_dead_owners()
+                        if r['owner'] not in mine})
         for record in records.values():
             LOG.warning('Sweeper thawing member %s of snapshot %s (owner '
                         '%s, deadline %s)', record['member_id'],

@@ -28,6 +28,11 @@ LOG = log.getLogger(__name__)
 # the bookkeeping tidy.
 _THAW_LOCKS = {}
 _THAW_LOCKS_GUARD = threading.Lock()
+# Freeze records this process started to thaw, and by whom: what the flow
+# consults (with the database) to know that a freeze ended early, even when
+# recording that thaw in the database failed or has not happened yet.
+_THAW_STARTED = {}
+_THAW_STARTED_MAX = 100000
 
 
 def _utc(epoch):
@@ -54,6 +59,12 @@ def freeze_member(snapshot_id, member, deadline, owner):
                  at=_utc(frozen_at))
     return {'member_id': member['id'], 'record_id': record_id,
             'frozen': result.get('frozen', []), 'frozen_at': frozen_at}
+
+
+def thaw_started_by(record_id):
+    """Who in this process started to thaw ``record_id`` (None: nobody)."""
+    with _THAW_LOCKS_GUARD:
+        return _THAW_STARTED.get(record_id)
 
 
 def _lock_for(record_id):
@@ -89,6 +100,11 @@ def thaw_record(record, thawed_by):
             current = None
         if current is not None and current['state'] == 'thawed':
             return None
+        with _THAW_LOCKS_GUARD:
+            _THAW_STARTED.setdefault(record['id'], thawed_by)
+            while len(_THAW_STARTED) > _THAW_STARTED_MAX:
+                # oldest first: long finished requests
+                del _THAW_STARTED[next(iter(_THAW_STARTED))]
         try:
             driver = loader.get_freeze_driver(record['driver'])
             result = driver.thaw(record['guest'], record['mountpoints'])

@@ -93,14 +93,14 @@ class ThawGuests(base.ConsnapTask):
             return
         # Thaw first: nothing written to the database may delay it.
         failures = freezer.thaw_snapshot(snapshot_id, thawed_by='flow')
-        self.set_status(snapshot_id, constants.THAWING)
-        if not failures:
-            # Disarmed only once every guest is thawed: a failed thaw keeps
-            # the deadline's retry (and the revert tries again at once).
-            watchdog.disarm(snapshot_id)
         if failures:
+            # The watchdog stays armed (the deadline's retry) and the
+            # revert tries again at once; reported before anything else
+            # (a cancel) can hide it.
             raise exception.ThawFailed(guest=snapshot_id,
                                        reason='; '.join(failures))
+        watchdog.disarm(snapshot_id)
+        self.set_status(snapshot_id, constants.THAWING)
         snap = self.db.get_snapshot(snapshot_id)
         frozen = [m['frozen_at'] for m in snap['members'] if m['frozen_at']]
         thawed = [m['thawed_at'] for m in snap['members'] if m['thawed_at']]

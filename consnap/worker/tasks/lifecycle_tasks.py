@@ -54,12 +54,8 @@ class SnapshotToErrorOnRevert(base.ConsnapTask):
                     self.db.update_member(member['id'], {
                         'status': status,
                         'error': member.get('error') or message})
-            self.db.add_event(snapshot_id, constants.EV_ERROR
-                              if status == constants.ERROR else status,
-                              detail={'type': kind, 'message': message})
-            # The final status is the flow's last write (it releases the
-            # request's ownership); never over a status the flow no longer
-            # owns (e.g. deleting).
+            # The final status releases the request's ownership; never
+            # over a status the flow no longer owns (e.g. deleting).
             self.db.update_snapshot(snapshot_id, {
                 'status': status, 'status_reason': message,
                 'fault': {'type': kind, 'message': message},
@@ -68,6 +64,14 @@ class SnapshotToErrorOnRevert(base.ConsnapTask):
         except Exception:
             LOG.exception('Could not record the failure of snapshot %s',
                           snapshot_id)
+            return
+        try:
+            self.db.add_event(snapshot_id, constants.EV_ERROR
+                              if status == constants.ERROR else status,
+                              detail={'type': kind, 'message': message})
+        except Exception as e:
+            LOG.warning('Could not add the %s event of snapshot %s: %s',
+                        status, snapshot_id, e)
         base.forget_cancel_event(snapshot_id)
 
 
@@ -76,10 +80,13 @@ class MarkAvailable(base.ConsnapTask):
 
     def execute(self, snapshot_id, plan):
         snap = self.db.get_snapshot(snapshot_id)
-        if snap['status'] == constants.AVAILABLE:
+        if snap['status'] not in base.ACTIVE_STATUSES + (
+                constants.CANCELLING,):
             # A job resumed after this task had recorded the result (its
-            # conductor died before TaskFlow saved the atom): done already;
-            # reverting now would delete an available request's artifacts.
+            # conductor died before TaskFlow saved the atom), the request
+            # since deleted or failed: nothing to record, and reverting now
+            # would delete artifacts the request lists (or was told to
+            # keep).
             return snap['consistency']
         levels = []
         for member in snap['members']:
@@ -88,13 +95,17 @@ class MarkAvailable(base.ConsnapTask):
                                   {'status': constants.AVAILABLE})
         overall = min(levels, key=constants.CONSISTENCY_LEVELS.index)
         now = timeutils.utcnow()
-        self.db.add_event(snapshot_id, constants.EV_AVAILABLE,
-                          detail={'consistency': overall}, at=now)
-        # The final status is the flow's last write: it releases the
-        # request's ownership, after which a DELETE may be claimed.
+        # The final status releases the request's ownership (a DELETE may
+        # be claimed from then on); what follows never fails the flow.
         self.set_status(snapshot_id, constants.AVAILABLE, consistency=overall,
                         status_reason=None,
                         timeline={'available_at': now.isoformat()})
+        try:
+            self.db.add_event(snapshot_id, constants.EV_AVAILABLE,
+                              detail={'consistency': overall}, at=now)
+        except Exception as e:
+            LOG.warning('Could not add the available event of snapshot '
+                        '%s: %s', snapshot_id, e)
         base.forget_cancel_event(snapshot_id)
         watchdog.forget(snapshot_id)
         return overall

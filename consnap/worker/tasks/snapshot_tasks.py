@@ -90,6 +90,10 @@ def freeze_ended_early(db, snapshot_id, member_id):
     latest = records[-1]
     if latest['owner'] != utils.conductor_id():
         return True
+    if freezer.thaw_started_by(latest['id']) not in (None, 'flow'):
+        # thawed here by the watchdog, the sweeper or a revert, whether or
+        # not the database has recorded it yet
+        return True
     return latest['state'] == 'thawed' and latest['thawed_by'] != 'flow'
 
 

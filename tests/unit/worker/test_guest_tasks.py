@@ -71,3 +71,23 @@ def test_mark_available_again_is_a_no_op(monkeypatch):
     monkeypatch.setattr(type(task), 'db', DB(), raising=False)
     assert task.execute(SID, {}) == 'filesystem'
     assert calls == []
+
+
+def test_freeze_ended_early_sees_a_thaw_not_yet_recorded(monkeypatch):
+    """The sweeper (or watchdog) of this process started a thaw whose
+    database record still says frozen: the freeze ended early all the
+    same, and the flow must not call its capture consistent."""
+    from consnap.common import utils
+    from consnap.worker import freezer
+    from consnap.worker.tasks import snapshot_tasks
+    record = {'id': 987654, 'member_id': 'm1', 'state': 'frozen',
+              'thawed_by': None, 'owner': utils.conductor_id()}
+
+    class DB(object):
+        def list_freeze_records(self, snapshot_id):
+            return [record]
+    assert not snapshot_tasks.freeze_ended_early(DB(), SID, 'm1')
+    monkeypatch.setitem(freezer._THAW_STARTED, record['id'], 'sweeper')
+    assert snapshot_tasks.freeze_ended_early(DB(), SID, 'm1')
+    monkeypatch.setitem(freezer._THAW_STARTED, record['id'], 'flow')
+    assert not snapshot_tasks.freeze_ended_early(DB(), SID, 'm1')
