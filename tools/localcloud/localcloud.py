@@ -496,12 +496,23 @@ def keystone_conf():
     return d, os.path.join(d, 'keystone.conf')
 
 
+def keystone_db(d):
+    """Keystone on MariaDB: on sqlite, the token requests of Nova's services
+    starting together met "database is locked" (HTTP 500) and nova-conductor
+    died at start.  A cloud made before the move keeps its sqlite file."""
+    legacy = os.path.join(d, 'keystone.db')
+    if os.path.exists(legacy) and done('keystone-db'):
+        return 'sqlite:///%s' % legacy
+    return DB_URL % 'keystone'
+
+
 def keystone_prepare():
     d, conf = keystone_conf()
+    db = keystone_db(d)
     write(conf, '''[DEFAULT]
 debug = false
 [database]
-connection = sqlite:///{d}/keystone.db
+connection = {db}
 [token]
 provider = fernet
 expiration = 14400
@@ -519,9 +530,11 @@ backend = dogpile.cache.memory
 [identity]
 # a test cloud: cheap bcrypt (every password auth and user update hashes)
 password_hash_rounds = 4
-'''.format(d=d))
+'''.format(d=d, db=db))
     if done('keystone-db'):
         return
+    if db.startswith('mysql'):
+        create_db('keystone', reset=True)
     km = venv_bin('keystone-manage')
     run([km, '--config-file', conf, 'db_sync'], timeout=300)
     # what fernet_setup / credential_setup do, without two more slow
