@@ -35,6 +35,7 @@ Everything here is thread-safe; connections are cached per trust/token, so a
 50 ms capture poll costs no Keystone round trip.
 """
 
+import random
 import threading
 
 from keystoneauth1 import exceptions as ks_exc
@@ -188,24 +189,24 @@ def create_trust(context):
                          project_id=context.project_id)
     sess = ks_session.Session(auth=user_auth,
                               verify=service_session().verify)
-    expires = timeutils.utcnow() + timeutils.datetime.timedelta(
-        seconds=CONF.service_user.trust_lifetime)
-    body = {'trust': {
-        'trustor_user_id': context.user_id,
-        'trustee_user_id': trustee,
-        'project_id': context.project_id,
-        'impersonation': True,
-        'allow_redelegation': False,
-        'roles': [{'name': r} for r in (context.roles or [])],
-        'expires_at': expires.strftime('%Y-%m-%dT%H:%M:%S.%fZ'),
-    }}
-    try:
-        resp = sess.post('/OS-TRUST/trusts', json=body,
-                         endpoint_filter={'service_type': 'identity',
-                                          'interface': _interface(None)},
-                         raise_exc=True)
-    except ks_exc.ClientException as e:
-        raise TrustFailed(reason=str(e))
+    body = _trust_body(context, trustee, 0)
+    for attempt in range(1, _TRUST_ATTEMPTS + 1):
+        try:
+            resp = sess.post('/OS-TRUST/trusts', json=body,
+                             endpoint_filter={'service_type': 'identity',
+                                              'interface': _interface(None)},
+                             raise_exc=True)
+            break
+        except ks_exc.Conflict as e:
+            # Keystone keeps one trust per (trustor, trustee, project,
+            # impersonation, expires_at), and on MySQL expires_at has whole
+            # seconds: two requests of one user within a second collide.
+            # Another expiry (a few seconds earlier) is another trust.
+            if attempt == _TRUST_ATTEMPTS:
+                raise TrustFailed(reason=str(e))
+            body = _trust_body(context, trustee, attempt)
+        except ks_exc.ClientException as e:
+            raise TrustFailed(reason=str(e))
     trust_id = resp.json()['trust']['id']
     LOG.info('Trust %(trust)s: user %(user)s delegates %(roles)s on project '
              '%(project)s to consnap until %(exp)s',
@@ -214,6 +215,29 @@ def create_trust(context):
               'project': context.project_id, 'exp': body['trust'][
                   'expires_at']})
     return trust_id
+
+
+_TRUST_ATTEMPTS = 8
+
+
+def _trust_body(context, trustee, attempt):
+    """The trust's body; ``attempt`` > 0 moves the expiry a random number
+    of whole seconds earlier (at most a few minutes off a lifetime of
+    hours or days) so that it differs from a colliding trust's."""
+    lifetime = CONF.service_user.trust_lifetime
+    shift = min(random.randint(1, 60 * attempt), lifetime // 2) \
+        if attempt else 0
+    expires = timeutils.utcnow() + timeutils.datetime.timedelta(
+        seconds=lifetime - shift)
+    return {'trust': {
+        'trustor_user_id': context.user_id,
+        'trustee_user_id': trustee,
+        'project_id': context.project_id,
+        'impersonation': True,
+        'allow_redelegation': False,
+        'roles': [{'name': r} for r in (context.roles or [])],
+        'expires_at': expires.strftime('%Y-%m-%dT%H:%M:%S.%fZ'),
+    }}
 
 
 def delete_trust(trust_id):
