@@ -19,6 +19,10 @@ def _init_conf():
     CONF.set_default('connection', _DB_URL, group='database')
     CONF.set_default('auth_strategy', 'noauth')
     CONF.set_default('rpc_transport', 'none')
+    # In-process tests run the driver in the test process; the agent path
+    # (a real consnap-agent process) is what the agent, distributed and
+    # consnap-all tests exercise, with the shipped default.
+    CONF.set_default('enabled', False, group='agent')
 
 
 _init_conf()

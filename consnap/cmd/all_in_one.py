@@ -1,7 +1,9 @@
 """consnap-all: API and conductor in one process, nothing else needed.
 
 In-process RPC (``rpc_transport = none``), sqlite under ``state_path`` unless
-``[database]connection`` says otherwise, migrations applied at start.
+``[database]connection`` says otherwise, migrations applied at start.  The
+consnap-agent runs as a child process (restarted if it dies) on a local
+socket: the freeze deadline survives the death of this process.
 """
 
 import os
@@ -11,6 +13,7 @@ import threading
 
 from oslo_log import log
 
+from consnap.agent import supervisor
 from consnap.api import app as api_app
 from consnap.common import config
 from consnap.common import rpc
@@ -40,6 +43,11 @@ def main():
     migration.upgrade()
     engine.upgrade_persistence()
 
+    agent = None
+    if CONF.agent.enabled:
+        agent = supervisor.AgentSupervisor(CONF, sys.argv[1:], os.getpid())
+        agent.start()
+
     manager = conductor_manager.ConductorManager()
     manager.init_host()
     rpc.GLOBAL_MANAGER = manager
@@ -59,6 +67,8 @@ def main():
         server.stop()
         rpc.GLOBAL_MANAGER = None
         manager.del_host()
+        if agent is not None:
+            agent.stop()
 
 
 if __name__ == '__main__':

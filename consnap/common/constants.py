@@ -52,6 +52,9 @@ EV_DELETED_ARTIFACT = 'artifact-deleted'
 
 # RPC ------------------------------------------------------------------------
 CONDUCTOR_TOPIC = 'consnap-conductor'
+# consnap-agent: one RPC server per compute host (server = the host name
+# Nova reports as OS-EXT-SRV-ATTR:host)
+AGENT_TOPIC = 'consnap-agent'
 
 # TaskFlow --------------------------------------------------------------------
 CREATE_SNAPSHOT_FLOW = 'consnap-create-snapshot-flow'

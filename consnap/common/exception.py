@@ -230,6 +230,16 @@ class GuestAgentFrozen(GuestAgentRefused):
                 'frozen')
 
 
+class GuestBusy(GuestAgentRefused):
+    """Another freeze of this guest is live (another request's, or one
+    consnap did not make): one freeze per guest, and never thaw a freeze
+    you did not make."""
+
+    _msg_fmt = ('Guest %(guest)s is already frozen by %(reason)s; try '
+                'again when it is thawed')
+    code = 409
+
+
 class GuestAgentCommandDisabled(GuestAgentRefused):
     """The agent has the command blocked (``qemu-ga -b``) or lacks it."""
 

@@ -2,6 +2,7 @@
 
 from oslo_config import cfg
 
+from consnap.conf import agent
 from consnap.conf import api
 from consnap.conf import conductor
 from consnap.conf import database
@@ -16,8 +17,8 @@ from consnap.conf import taskflow
 
 CONF = cfg.CONF
 
-_MODULES = (default, api, conductor, database, freeze, hooks, qga, services,
-            ssh, targets, taskflow)
+_MODULES = (default, agent, api, conductor, database, freeze, hooks, qga,
+            services, ssh, targets, taskflow)
 
 for _module in _MODULES:
     _module.register_opts(CONF)

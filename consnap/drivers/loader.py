@@ -37,6 +37,24 @@ def get_driver(namespace, name, conf=None):
 
 
 def get_freeze_driver(name, conf=None):
+    """The freeze driver ``name`` as the conductor uses it: through the
+    consnap-agent of the guest's host (``[agent]enabled``), which alone
+    opens the guest channel; ``none`` freezes nothing and stays local."""
+    from consnap import conf as consnap_conf
+    cfg = conf or consnap_conf.CONF
+    if name == 'none' or not cfg.agent.enabled:
+        return get_local_freeze_driver(name, conf)
+    get_local_freeze_driver(name, conf)     # DriverNotFound for a bad name
+    key = ('remote', name)
+    with _LOCK:
+        if key not in _CACHE:
+            from consnap.drivers.freeze import remote
+            _CACHE[key] = remote.RemoteFreezeDriver(name, conf)
+        return _CACHE[key]
+
+
+def get_local_freeze_driver(name, conf=None):
+    """The driver itself, opening the guest channel (the agent's side)."""
     return get_driver(FREEZE_NAMESPACE, name, conf)
 
 

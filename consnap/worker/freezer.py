@@ -33,11 +33,22 @@ _THAW_LOCKS_GUARD = threading.Lock()
 # recording that thaw in the database failed or has not happened yet.
 _THAW_STARTED = {}
 _THAW_STARTED_MAX = 100000
+_CONDUCTOR_THAWERS = ('flow', 'revert', 'watchdog', 'sweeper')
 
 
 def _utc(epoch):
     return datetime.datetime.fromtimestamp(
         epoch, datetime.timezone.utc).replace(tzinfo=None)
+
+
+def freeze_token(record):
+    """The name of a freeze at the consnap agent: a thaw names it and never
+    touches another freeze of the same guest."""
+    return 'consnap:%s:%s' % (record['snapshot_id'], record['id'])
+
+
+def is_remote(driver):
+    return getattr(driver, 'remote', False)
 
 
 def freeze_member(snapshot_id, member, deadline, owner):
@@ -47,7 +58,15 @@ def freeze_member(snapshot_id, member, deadline, owner):
     record_id = db.create_freeze_record(
         snapshot_id, member['id'], member['freeze_driver'], member['guest'],
         member['mountpoints'], owner, _utc(deadline))
-    result = driver.freeze(member['guest'], member['mountpoints'], deadline)
+    if is_remote(driver):
+        result = driver.freeze(
+            member['guest'], member['mountpoints'], deadline,
+            token=freeze_token({'snapshot_id': snapshot_id,
+                                'id': record_id}),
+            snapshot_id=snapshot_id, member_id=member['id'])
+    else:
+        result = driver.freeze(member['guest'], member['mountpoints'],
+                               deadline)
     frozen_at = result.get('frozen_at') or time.time()
     db.update_freeze_record(record_id, {'state': 'frozen',
                                         'frozen_at': _utc(frozen_at)})
@@ -107,7 +126,22 @@ def thaw_record(record, thawed_by):
                 del _THAW_STARTED[next(iter(_THAW_STARTED))]
         try:
             driver = loader.get_freeze_driver(record['driver'])
-            result = driver.thaw(record['guest'], record['mountpoints'])
+            if is_remote(driver):
+                result = driver.thaw(record['guest'], record['mountpoints'],
+                                     token=freeze_token(record),
+                                     by=thawed_by)
+                ended_by = result.get('thawed_by')
+                if ended_by and ended_by != thawed_by:
+                    # this freeze had already been ended (by the agent's
+                    # deadline, restart or stop, or by another caller):
+                    # what the flow must learn
+                    thawed_by = ended_by if ended_by.startswith('agent-') \
+                        or ended_by in _CONDUCTOR_THAWERS \
+                        else 'agent-%s' % ended_by
+                    with _THAW_LOCKS_GUARD:
+                        _THAW_STARTED[record['id']] = thawed_by
+            else:
+                result = driver.thaw(record['guest'], record['mountpoints'])
         except Exception as e:
             LOG.error('Thaw of member %s of snapshot %s failed: %s',
                       record['member_id'], record['snapshot_id'], e)
@@ -122,7 +156,11 @@ def thaw_record(record, thawed_by):
             record['id'], {'state': 'thawed', 'thawed_at': _utc(thawed_at),
                            'thawed_by': thawed_by})
         values = {'thawed_at': _utc(thawed_at)}
-        if record.get('frozen_at'):
+        if result.get('frozen_seconds') is not None and is_remote(driver):
+            # the agent's monotonic clock, on the guest's host
+            values['freeze_window_ms'] = round(
+                result['frozen_seconds'] * 1000.0, 3)
+        elif record.get('frozen_at'):
             frozen_at = timeutils.parse_isotime(record['frozen_at'])
             frozen_epoch = frozen_at.replace(
                 tzinfo=datetime.timezone.utc).timestamp()
@@ -131,6 +169,7 @@ def thaw_record(record, thawed_by):
         _record_best_effort('the thaw of member %s' % record['member_id'],
                             db.update_member, record['member_id'], values)
         event = {'watchdog': constants.EV_WATCHDOG_THAW,
+                 'agent-deadline': constants.EV_WATCHDOG_THAW,
                  'sweeper': constants.EV_SWEEPER_THAW}.get(
             thawed_by, constants.EV_THAWED)
         detail = {'by': thawed_by}
@@ -158,6 +197,21 @@ def thaw_snapshot(snapshot_id, thawed_by='flow'):
         if reason:
             failures.append(reason)
     return failures
+
+
+def freeze_live(record):
+    """True only when the agent confirms the freeze of ``record`` is live
+    now (a local driver cannot tell: None)."""
+    driver = loader.get_freeze_driver(record['driver'])
+    if not is_remote(driver):
+        return None
+    try:
+        state = driver.freeze_state(record['guest'], freeze_token(record))
+    except Exception as e:
+        LOG.warning('Could not ask the agent about freeze record %s: %s',
+                    record['id'], e)
+        return False
+    return state.get('state') == 'frozen'
 
 
 def driver_freezes(name):

@@ -143,6 +143,10 @@ class LoopFreezeDriver(freeze_base.FreezeDriver):
                 'stderr': res.stderr}
 
 
+# The host name of the loop guests' consnap-agent (its [DEFAULT]host).
+LOOP_HOST = 'loop-host'
+
+
 class LoopTarget(target_base.TargetDriver):
     name = 'test-loop'
 
@@ -153,6 +157,8 @@ class LoopTarget(target_base.TargetDriver):
             raise exception.ServerNotFound(server=member['resource_id'])
         guest = {'server_id': member['resource_id'],
                  'name': member['resource_id'],
+                 # the "compute host": the consnap-agent serving these
+                 'host': LOOP_HOST,
                  'driver_info': {'mountpoints': [disk['mountpoint']]}}
         extra = disk.get('guest')
         if extra:

@@ -94,7 +94,11 @@ def freeze_ended_early(db, snapshot_id, member_id):
         # thawed here by the watchdog, the sweeper or a revert, whether or
         # not the database has recorded it yet
         return True
-    return latest['state'] == 'thawed' and latest['thawed_by'] != 'flow'
+    if latest['state'] == 'thawed' and latest['thawed_by'] != 'flow':
+        return True
+    # Through the agent, proof that the freeze lasted until now (the
+    # capture was seen before this question): the agent says it is live.
+    return freezer.freeze_live(latest) is False
 
 
 class WaitCaptured(MemberTask):

@@ -164,6 +164,7 @@ def _make_deployment(loop_guests, tmp_path, extra_sections, keystone=False):
                           'pending_grace_seconds': 1,
                           'sweeper_interval': 1},
             'oslo_messaging_rabbit': {'rabbit_retry_interval': 1},
+            'agent': {'journal_dir': str(tmp_path / ('agent-' + name))},
         }
         for section, values in list(auth_sections.items()) + list(
                 extra_sections.items()):
@@ -186,13 +187,22 @@ def _make_deployment(loop_guests, tmp_path, extra_sections, keystone=False):
             self.headers = headers
             self.project = project
 
+        agent = None
+
         def start(self, kind, name):
-            command = {'api': 'consnap-api',
+            if kind == 'conductor' and self.agent is None:
+                # the loop guests' host: one consnap-agent
+                self.agent = self.start('agent', loop_drivers.LOOP_HOST)
+            command = {'api': 'consnap-api', 'agent': 'consnap-agent',
                        'conductor': 'consnap-conductor'}[kind]
             proc = services.start(name, command, config(name),
                                   str(tmp_path), env=env)
             procs.append(proc)
-            if kind == 'api':
+            if kind == 'agent':
+                services.wait_for(
+                    lambda: 'consnap-agent: serving' in proc.tail(200),
+                    60, what='%s to serve' % name)
+            elif kind == 'api':
                 services.wait_for_http(self.url + '/', proc)
             else:
                 services.wait_for(

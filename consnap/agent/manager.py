@@ -1,0 +1,480 @@
+"""consnap-agent: the freeze, its deadline and its journal, next to the guest.
+
+One agent runs on each compute host and is the only consnap process that
+opens the guest channel (the QEMU guest agent through the local libvirt, a
+direct agent socket, or SSH).  The conductor asks it, over RPC, to freeze,
+thaw, run a hook command or report; everything that bounds a freeze lives
+here and needs neither the database nor the broker nor the conductor:
+
+* before each freeze, a journal entry (an fsync'ed file) and a timer on this
+  process's monotonic clock; at the deadline the agent thaws by itself;
+* at start the agent thaws every freeze its journal names (a previous life
+  of the agent died with guests frozen);
+* thaw first, record afterwards; a thaw is confirmed by asking the guest
+  (``status``), and a thaw that fails or is not confirmed is retried on its
+  own thread until it is, only then are the timer and the journal entry
+  dropped.  One failing guest never delays another;
+* one freeze per guest: a second freeze of a guest with a live freeze
+  (another request's, or one consnap did not make) is refused as busy and
+  leaves nothing behind; a thaw names its freeze by token and never touches
+  another freeze.
+
+Timestamps reported to the conductor (``frozen_at``, ``thawed_at``) are this
+host's wall clock; ``frozen_seconds`` is measured on its monotonic clock.
+"""
+
+import collections
+import threading
+import time
+import uuid
+
+from oslo_log import log
+import oslo_messaging as messaging
+
+from consnap.agent import journal as journal_mod
+from consnap.common import exception
+from consnap.drivers.freeze import base as freeze_base
+from consnap.drivers import loader
+
+LOG = log.getLogger(__name__)
+
+RPC_API_VERSION = '1.0'
+
+# States of a live freeze
+FREEZING = 'freezing'
+FROZEN = 'frozen'
+THAWING = 'thawing'     # a thaw was sent while the freeze call was running
+THAWED = 'thawed'
+
+
+def guest_key(guest):
+    """The guest a freeze is about, whatever resource the request named:
+    a volume attached to server X is frozen through X's guest."""
+    for field in ('server_id', 'instance_name', 'name'):
+        if guest.get(field):
+            return '%s:%s' % (field, guest[field])
+    raise exception.GuestAgentUnreachable(guest='?',
+                                          reason='the guest has no id')
+
+
+class Freeze:
+    """One freeze this agent made (or is making)."""
+
+    def __init__(self, token, driver, guest, mountpoints, seconds,
+                 snapshot_id=None, member_id=None):
+        self.token = token
+        self.driver = driver
+        self.guest = guest
+        self.key = guest_key(guest)
+        self.mountpoints = list(mountpoints or [])
+        self.seconds = seconds
+        self.snapshot_id = snapshot_id
+        self.member_id = member_id
+        self.armed_at = time.time()
+        self.deadline_mono = time.monotonic() + seconds
+        self.state = FREEZING
+        self.freezing = True
+        self.frozen_at = None
+        self.frozen_mono = None
+        self.thaw_sent_mono = None
+        self.thawed_at = None
+        self.thawed_mono = None
+        self.thawed_by = None
+        self.thaw_error = None
+        self.timer = None
+        self.retrying = False
+        self.lock = threading.Lock()
+
+    @property
+    def label(self):
+        return freeze_base.guest_label(self.guest)
+
+    def entry(self):
+        return {'token': self.token, 'driver': self.driver,
+                'guest': self.guest, 'mountpoints': self.mountpoints,
+                'seconds': self.seconds, 'armed_at': self.armed_at,
+                'snapshot_id': self.snapshot_id,
+                'member_id': self.member_id, 'frozen_at': self.frozen_at}
+
+    @classmethod
+    def from_entry(cls, entry):
+        f = cls(entry['token'], entry['driver'], entry['guest'],
+                entry.get('mountpoints'), 0.0, entry.get('snapshot_id'),
+                entry.get('member_id'))
+        f.armed_at = entry.get('armed_at') or f.armed_at
+        f.frozen_at = entry.get('frozen_at')
+        f.freezing = False
+        f.state = FROZEN
+        return f
+
+    def summary(self):
+        frozen_seconds = None
+        if self.frozen_mono is not None and self.thawed_mono is not None:
+            frozen_seconds = max(0.0, self.thawed_mono - self.frozen_mono)
+        elif self.thawed_at is not None and (self.frozen_at or
+                                             self.armed_at):
+            # a freeze of a previous life of the agent: wall clock, from
+            # the freeze (or, killed during the freeze call, its start)
+            frozen_seconds = max(0.0, self.thawed_at - (self.frozen_at or
+                                                        self.armed_at))
+        return {'token': self.token, 'state': self.state,
+                'armed_at': self.armed_at,
+                'snapshot_id': self.snapshot_id,
+                'member_id': self.member_id,
+                'frozen_at': self.frozen_at, 'thawed_at': self.thawed_at,
+                'thawed_by': self.thawed_by,
+                'frozen_seconds': frozen_seconds,
+                'thaw_error': self.thaw_error}
+
+
+def _wire(fn):
+    """RPC endpoint wrapper: errors travel as data, the same over
+    oslo.messaging and the local socket (see ``rpcapi.unwrap``)."""
+    def wrapper(self, context, **kwargs):
+        try:
+            return {'result': fn(self, context, **kwargs)}
+        except exception.ConsnapException as e:
+            return {'error': {'type': type(e).__name__, 'message': str(e),
+                              'kwargs': {k: str(v) for k, v in
+                                         e.kwargs.items()}}}
+        except Exception as e:
+            LOG.exception('consnap-agent: %s failed', fn.__name__)
+            return {'error': {'type': 'GuestError',
+                              'message': 'consnap-agent failed %s: %s' % (
+                                  fn.__name__, e),
+                              'kwargs': {}}}
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__wrapped_rpc__ = True
+    return wrapper
+
+
+class AgentManager:
+
+    target = messaging.Target(version=RPC_API_VERSION)
+
+    def __init__(self, host, conf):
+        self.host = host
+        self.conf = conf
+        self.boot_id = uuid.uuid4().hex
+        self.journal = journal_mod.Journal(conf.agent.journal_dir)
+        self._guard = threading.Lock()
+        self._live = {}                  # guest key -> Freeze
+        self._by_token = {}              # token -> Freeze (live)
+        self._done = collections.OrderedDict()   # token -> summary
+        self._stopping = False
+
+    # start and stop ---------------------------------------------------------
+    def init_host(self):
+        """Thaw every freeze a previous life of this agent left behind.
+
+        Each journaled freeze is thawed on its own thread at once, before the
+        agent serves anything; until it is confirmed thawed, its guest counts
+        as frozen (a new freeze of it is refused as busy).
+        """
+        threads = []
+        entries = self.journal.entries()
+        done = sorted((e for e in entries if e.get('state') == THAWED),
+                      key=lambda e: e.get('thawed_at') or 0)
+        keep = self.conf.agent.finished_freezes_kept
+        for entry in done[:-keep]:
+            self._forget_record(entry['token'])
+        for entry in done[-keep:]:
+            self._done[entry['token']] = {
+                k: entry.get(k) for k in (
+                    'token', 'state', 'snapshot_id', 'member_id',
+                    'armed_at', 'frozen_at', 'thawed_at', 'thawed_by',
+                    'frozen_seconds', 'thaw_error')}
+        for entry in entries:
+            if entry.get('state') == THAWED:
+                continue
+            try:
+                f = Freeze.from_entry(entry)
+            except (KeyError, TypeError, exception.ConsnapException) as e:
+                LOG.error('Journal entry %s unusable: %s', entry, e)
+                continue
+            LOG.warning('Found journaled freeze %s of %s (snapshot %s): '
+                        'thawing', f.token, f.label, f.snapshot_id)
+            with self._guard:
+                self._live[f.key] = f
+                self._by_token[f.token] = f
+            t = threading.Thread(target=self._thaw_quietly,
+                                 args=(f, 'agent-restart'),
+                                 name='consnap-agent-recover', daemon=True)
+            t.start()
+            threads.append(t)
+        return threads
+
+    def stop(self, by='agent-stop', timeout=30.0):
+        """Thaw every live freeze (a stopped agent cannot keep a deadline)."""
+        self._stopping = True
+        with self._guard:
+            live = list(self._by_token.values())
+        threads = [threading.Thread(target=self._thaw_quietly, args=(f, by),
+                                    daemon=True) for f in live]
+        for t in threads:
+            t.start()
+        end = time.monotonic() + timeout
+        for t in threads:
+            t.join(max(0.0, end - time.monotonic()))
+        return len(live)
+
+    # internals --------------------------------------------------------------
+    def _driver(self, name):
+        if name == 'none':
+            raise exception.FreezeFailed(guest='?', reason='driver none')
+        return loader.get_local_freeze_driver(name, self.conf)
+
+    def _finish(self, f):
+        """A freeze known to be over: the timer goes, the journal entry
+        becomes the freeze's record (kept so that the conductor, even after
+        this agent restarted, learns when it froze, when and by whom it was
+        thawed), and the live maps let the guest be frozen again."""
+        if f.timer is not None:
+            f.timer.cancel()
+        summary = f.summary()
+        try:
+            self.journal.write(dict(f.entry(), **summary))
+        except OSError as e:
+            # the entry stays as it was: the next start thaws again
+            # (idempotent)
+            LOG.error('Could not record the thaw of %s in the journal: %s',
+                      f.token, e)
+        dropped = []
+        with self._guard:
+            if self._live.get(f.key) is f:
+                del self._live[f.key]
+            if self._by_token.get(f.token) is f:
+                del self._by_token[f.token]
+            self._done[f.token] = summary
+            while len(self._done) > self.conf.agent.finished_freezes_kept:
+                dropped.append(self._done.popitem(last=False)[0])
+        for token in dropped:
+            self._forget_record(token)
+
+    def _forget_record(self, token):
+        try:
+            self.journal.remove(token)
+        except OSError as e:
+            LOG.warning('Could not remove journal entry of %s: %s', token, e)
+
+    def _thaw(self, f, by):
+        """Thaw ``f`` and confirm it; returns its summary.
+
+        :raises: ThawFailed (a retry thread keeps trying until confirmed).
+        """
+        with f.lock:
+            if f.state == THAWED:
+                return f.summary()
+            driver = self._driver(f.driver)
+            if f.thawed_by is None:
+                f.thawed_by = by
+            f.thaw_sent_mono = time.monotonic()
+            try:
+                result = driver.thaw(f.guest, f.mountpoints)
+                thawed_mono = time.monotonic()
+                thawed_at = result.get('thawed_at') or time.time()
+                if f.freezing:
+                    # the freeze call is still running: it may yet freeze
+                    # after this thaw; the freeze path thaws and confirms
+                    # once it returns
+                    f.state = THAWING
+                    f.thawed_at, f.thawed_mono = thawed_at, thawed_mono
+                    return f.summary()
+                if driver.status(f.guest) != freeze_base.THAWED:
+                    raise exception.ThawFailed(
+                        guest=f.label, reason='the guest still reports its '
+                                              'filesystems frozen')
+            except exception.GuestError as e:
+                f.thaw_error = str(e)
+                LOG.error('Thaw of %s (freeze %s, by %s) failed: %s; '
+                          'retrying', f.label, f.token, by, e)
+                self._retry_later(f)
+                if isinstance(e, exception.ThawFailed):
+                    raise
+                raise exception.ThawFailed(guest=f.label, reason=str(e))
+            f.state = THAWED
+            f.thaw_error = None
+            f.thawed_at, f.thawed_mono = thawed_at, thawed_mono
+        self._finish(f)
+        LOG.info('Thawed %s (freeze %s, by %s, frozen %s s)', f.label,
+                 f.token, f.thawed_by, f.summary()['frozen_seconds'])
+        return f.summary()
+
+    def _thaw_quietly(self, f, by):
+        try:
+            return self._thaw(f, by)
+        except exception.ConsnapException:
+            return None
+
+    def _retry_later(self, f):
+        if f.retrying:
+            return
+        f.retrying = True
+
+        def _loop():
+            try:
+                end = time.monotonic() + \
+                    self.conf.agent.thaw_retry_max_seconds
+                while f.state != THAWED and time.monotonic() < end:
+                    time.sleep(self.conf.agent.thaw_retry_interval)
+                    if f.freezing:
+                        continue
+                    try:
+                        self._thaw(f, f.thawed_by or 'retry')
+                    except exception.ConsnapException:
+                        continue
+                if f.state != THAWED:
+                    LOG.critical('Gave up thawing %s (freeze %s) after %s s; '
+                                 'its journal entry stays for the next '
+                                 'start', f.label, f.token,
+                                 self.conf.agent.thaw_retry_max_seconds)
+            finally:
+                f.retrying = False
+
+        threading.Thread(target=_loop, name='consnap-agent-thaw-retry',
+                         daemon=True).start()
+
+    def _deadline(self, f):
+        if f.state == THAWED:
+            return
+        LOG.warning('Freeze deadline of %s (freeze %s, snapshot %s) '
+                    'reached: thawing', f.label, f.token, f.snapshot_id)
+        self._thaw_quietly(f, 'deadline')
+
+    # RPC API ----------------------------------------------------------------
+    @_wire
+    def ping(self, context):
+        with self._guard:
+            live = len(self._by_token)
+        return {'host': self.host, 'boot_id': self.boot_id, 'live': live}
+
+    @_wire
+    def preflight(self, context, driver, guest, mountpoints=None):
+        return self._driver(driver).preflight(guest, mountpoints)
+
+    @_wire
+    def status(self, context, driver, guest):
+        return self._driver(driver).status(guest)
+
+    @_wire
+    def execute(self, context, driver, guest, argv, command_timeout,
+                stdin=None):
+        return self._driver(driver).execute(guest, argv, command_timeout,
+                                            stdin=stdin)
+
+    @_wire
+    def freeze(self, context, driver, guest, mountpoints, seconds, token,
+               snapshot_id=None, member_id=None):
+        """Freeze ``mountpoints`` of ``guest`` for at most ``seconds``
+        (counted from now on this host's monotonic clock)."""
+        label = freeze_base.guest_label(guest)
+        if self._stopping:
+            raise exception.GuestAgentUnreachable(
+                guest=label, reason='the consnap agent is stopping')
+        if not token or not isinstance(token, str):
+            raise exception.FreezeFailed(guest=label,
+                                         reason='a freeze needs a token')
+        if not isinstance(seconds, (int, float)) or seconds <= 0:
+            raise exception.FreezeFailed(
+                guest=label, reason='the freeze deadline has already passed')
+        drv = self._driver(driver)
+        f = Freeze(token, driver, guest, mountpoints, float(seconds),
+                   snapshot_id, member_id)
+        with self._guard:
+            if token in self._by_token or token in self._done:
+                raise exception.FreezeFailed(
+                    guest=label, reason='freeze token already used')
+            other = self._live.get(f.key)
+            if other is not None:
+                raise exception.GuestBusy(
+                    guest=label, command='guest-fsfreeze-freeze-list',
+                    reason='another consnap request' if other.snapshot_id
+                    != snapshot_id else 'another member of this request')
+            self._live[f.key] = f
+            self._by_token[token] = f
+        try:
+            self.journal.write(f.entry())
+        except OSError as e:
+            with self._guard:
+                self._live.pop(f.key, None)
+                self._by_token.pop(token, None)
+            raise exception.FreezeFailed(
+                guest=label, reason='the consnap agent could not write its '
+                                    'freeze journal: %s' % e.strerror)
+        f.timer = threading.Timer(f.seconds, self._deadline, (f,))
+        f.timer.daemon = True
+        f.timer.name = 'consnap-agent-deadline'
+        f.timer.start()
+        try:
+            result = drv.freeze(guest, f.mountpoints, time.time() + f.seconds)
+        except exception.GuestAgentFrozen:
+            # Frozen by someone else (Nova's quiesce, an operator): not
+            # ours, never thawed here.
+            with f.lock:
+                f.freezing = False
+                f.state = THAWED
+                f.thawed_by = 'not-frozen'
+            self._finish(f)
+            raise exception.GuestBusy(
+                guest=label, command='guest-fsfreeze-freeze-list',
+                reason='a freeze consnap did not make')
+        except Exception:
+            # the driver thawed what it may have frozen: confirm it
+            with f.lock:
+                f.freezing = False
+            self._thaw_quietly(f, f.thawed_by or 'failed-freeze')
+            raise
+        with f.lock:
+            f.freezing = False
+            f.frozen_mono = time.monotonic()
+            f.frozen_at = result.get('frozen_at') or time.time()
+            ended = f.thawed_by
+            if ended is None:
+                f.state = FROZEN
+        if ended is not None:
+            # a thaw (the deadline, a stop, the conductor) came while the
+            # freeze call ran: thaw again, now that it returned, and confirm
+            self._thaw_quietly(f, ended)
+            raise exception.FrozenTooLong(guest=label, seconds=f.seconds)
+        try:
+            self.journal.write(f.entry())
+        except OSError as e:
+            LOG.warning('Could not add frozen_at to journal entry %s: %s',
+                        token, e)
+        return {'frozen': result.get('frozen', f.mountpoints),
+                'frozen_at': f.frozen_at, 'token': token,
+                'boot_id': self.boot_id}
+
+    @_wire
+    def thaw(self, context, token, by='flow'):
+        """Thaw the freeze ``token`` names, and only that one.
+
+        A token this agent does not know (never frozen here, or thawed by a
+        previous life of the agent) is reported ``unknown``: there is
+        nothing of it left to thaw.
+        """
+        with self._guard:
+            f = self._by_token.get(token)
+            done = self._done.get(token)
+        if f is None:
+            if done is not None:
+                return done
+            return {'token': token, 'state': 'unknown'}
+        return self._thaw(f, by)
+
+    @_wire
+    def freeze_state(self, context, token):
+        with self._guard:
+            f = self._by_token.get(token)
+            done = self._done.get(token)
+        if f is not None:
+            return f.summary()
+        if done is not None:
+            return done
+        return {'token': token, 'state': 'unknown'}
+
+    @_wire
+    def list_freezes(self, context):
+        with self._guard:
+            return [f.summary() for f in self._by_token.values()]

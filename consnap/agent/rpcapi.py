@@ -1,0 +1,177 @@
+"""How the conductor reaches the consnap-agent of a guest's compute host.
+
+Over oslo.messaging the agent of host H serves topic ``consnap-agent``
+with server H (queue ``consnap-agent.H``); H is the host Nova reports for
+the server (``OS-EXT-SRV-ATTR:host``, read with the service credentials).
+Without a message bus (``rpc_transport = none``: consnap-all) there is one
+agent, consnap-all's child process, on a local Unix socket.
+
+Replies are envelopes (``{'result': ...}`` or ``{'error': {...}}``, see
+``manager._wire``), the same on both transports; an error comes back as the
+consnap exception the agent raised.
+"""
+
+import json
+import socket
+import socketserver
+import threading
+
+from oslo_log import log
+import oslo_messaging as messaging
+
+from consnap.agent import manager as agent_manager
+from consnap.common import constants
+from consnap.common import context as consnap_context
+from consnap.common import exception
+from consnap.common import rpc
+from consnap import conf
+
+CONF = conf.CONF
+LOG = log.getLogger(__name__)
+
+_MAX_MESSAGE = 4 * 1024 * 1024
+
+
+def unwrap(reply, label):
+    if not isinstance(reply, dict) or not ('result' in reply or
+                                           'error' in reply):
+        raise exception.GuestError(guest=label,
+                                   reason='malformed consnap agent reply')
+    if 'error' in reply:
+        err = reply['error'] or {}
+        cls = getattr(exception, str(err.get('type')), None)
+        if not (isinstance(cls, type) and
+                issubclass(cls, exception.ConsnapException)):
+            cls = exception.GuestError
+        e = cls(err.get('message') or 'consnap agent error',
+                **(err.get('kwargs') or {}))
+        raise e
+    return reply['result']
+
+
+class AgentAPI:
+    """Client side of the agent's RPC API 1.0."""
+
+    RPC_API_VERSION = agent_manager.RPC_API_VERSION
+
+    def __init__(self):
+        self._client = None
+        self._lock = threading.Lock()
+
+    def _get_client(self):
+        with self._lock:
+            if self._client is None:
+                rpc.init()
+                target = messaging.Target(topic=constants.AGENT_TOPIC,
+                                          version=self.RPC_API_VERSION)
+                self._client = rpc.get_client(target)
+            return self._client
+
+    def call(self, _guest, _method, _timeout=None, **kwargs):
+        """Call ``_method`` of the agent of ``_guest``'s host (the leading
+        underscores keep the RPC's own arguments, ``guest`` among them,
+        free)."""
+        guest, method = _guest, _method
+        label = guest.get('name') or guest.get('server_id') or '?'
+        timeout = _timeout or CONF.agent.rpc_timeout
+        if CONF.rpc_transport == 'none':
+            reply = local_call(CONF.agent.local_socket, method, kwargs,
+                               timeout, label)
+            return unwrap(reply, label)
+        host = guest.get('host')
+        if not host:
+            raise exception.GuestAgentUnreachable(
+                guest=label, reason='the compute host of the guest is not '
+                                    'known')
+        cctxt = self._get_client().prepare(server=host, timeout=timeout)
+        try:
+            reply = cctxt.call(consnap_context.get_admin_context(), method,
+                               **kwargs)
+        except messaging.MessagingTimeout:
+            raise exception.GuestAgentTimeout(
+                guest=label, command='%s (consnap agent)' % method,
+                timeout=round(timeout, 1))
+        except messaging.MessagingException as e:
+            LOG.error('consnap-agent of host %s: %s failed: %s', host,
+                      method, e)
+            raise exception.GuestAgentUnreachable(
+                guest=label, reason='the consnap agent of its compute host '
+                                    'is unreachable')
+        return unwrap(reply, label)
+
+
+# The local transport (consnap-all) -------------------------------------------
+def local_call(path, method, kwargs, timeout, label='?'):
+    request = json.dumps({'method': method, 'kwargs': kwargs}).encode()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(path)
+        except OSError as e:
+            raise exception.GuestAgentUnreachable(
+                guest=label, reason='the consnap agent is not running (%s)'
+                                    % (e.strerror or e))
+        try:
+            sock.sendall(request + b'\n')
+            data = b''
+            while not data.endswith(b'\n'):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                if len(data) > _MAX_MESSAGE:
+                    raise exception.GuestError(
+                        guest=label, reason='consnap agent reply too long')
+        except socket.timeout:
+            raise exception.GuestAgentTimeout(
+                guest=label, command='%s (consnap agent)' % method,
+                timeout=round(timeout, 1))
+        except OSError as e:
+            raise exception.GuestAgentUnreachable(
+                guest=label, reason='the consnap agent closed the '
+                                    'connection (%s)' % (e.strerror or e))
+    finally:
+        sock.close()
+    if not data.endswith(b'\n'):
+        raise exception.GuestAgentUnreachable(
+            guest=label, reason='the consnap agent closed the connection '
+                                'before answering')
+    try:
+        return json.loads(data.decode())
+    except ValueError:
+        raise exception.GuestError(guest=label,
+                                   reason='malformed consnap agent reply')
+
+
+class _Handler(socketserver.StreamRequestHandler):
+
+    def handle(self):
+        line = self.rfile.readline(_MAX_MESSAGE)
+        try:
+            request = json.loads(line.decode())
+            method = request['method']
+            kwargs = dict(request.get('kwargs') or {})
+        except (ValueError, KeyError, TypeError):
+            return
+        fn = getattr(self.server.manager, method, None)
+        if method.startswith('_') or not callable(fn) or \
+                not hasattr(fn, '__wrapped_rpc__'):
+            reply = {'error': {'type': 'GuestError', 'kwargs': {},
+                               'message': 'unknown agent method %s' %
+                                          method}}
+        else:
+            reply = fn(consnap_context.get_admin_context(), **kwargs)
+        try:
+            self.wfile.write(json.dumps(reply).encode() + b'\n')
+        except OSError:
+            pass
+
+
+class LocalServer(socketserver.ThreadingMixIn,
+                  socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, path, manager):
+        self.manager = manager
+        super().__init__(path, _Handler)
