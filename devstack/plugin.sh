@@ -3,7 +3,7 @@
 
 source "$DEST/consnap/devstack/lib/consnap"
 
-if is_service_enabled consnap-api consnap-conductor; then
+if is_service_enabled consnap-api consnap-conductor consnap-agent; then
     if [[ "$1" == "stack" && "$2" == "install" ]]; then
         echo_summary "Installing consnap"
         install_consnap

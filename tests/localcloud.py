@@ -24,6 +24,15 @@ CLOUD_DIR = os.environ.get('CONSNAP_CLOUD_DIR', '/var/tmp/consnap-cloud')
 STATE_FILE = os.path.join(CLOUD_DIR, 'state.json')
 
 PERSONAS = ('admin', 'service', 'member', 'reader')
+# nova-compute's [DEFAULT]host (tools/localcloud/localcloud_services.py):
+# what Nova reports as OS-EXT-SRV-ATTR:host, the consnap-agent's host
+COMPUTE_HOST = 'localcloud'
+
+
+def libvirt_socket(state):
+    """The path of the cloud's private libvirtd socket."""
+    uri = state['libvirt_uri']
+    return uri.split('socket=', 1)[1].split('&', 1)[0]
 
 
 class CloudUnavailable(RuntimeError):

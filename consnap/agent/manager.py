@@ -35,6 +35,7 @@ from consnap.agent import journal as journal_mod
 from consnap.common import exception
 from consnap.drivers.freeze import base as freeze_base
 from consnap.drivers import loader
+from consnap.drivers.targets import _libvirt_events
 
 LOG = log.getLogger(__name__)
 
@@ -84,6 +85,12 @@ class Freeze:
         self.timer = None
         self.retrying = False
         self.lock = threading.Lock()
+        # block-job evidence (qga through the local libvirt)
+        self.watch = None            # {'uri', 'domain'}
+        self.listener = None
+        self.saw_ready = False
+        self.capture = None          # {'at', 'disk', 'status'}
+        self.capture_lock = threading.Lock()
 
     @property
     def label(self):
@@ -124,7 +131,9 @@ class Freeze:
                 'frozen_at': self.frozen_at, 'thawed_at': self.thawed_at,
                 'thawed_by': self.thawed_by,
                 'frozen_seconds': frozen_seconds,
-                'thaw_error': self.thaw_error}
+                'thaw_error': self.thaw_error,
+                'watching': self.watch is not None,
+                'capture': self.capture}
 
 
 def _wire(fn):
@@ -184,7 +193,7 @@ class AgentManager:
                 k: entry.get(k) for k in (
                     'token', 'state', 'snapshot_id', 'member_id',
                     'armed_at', 'frozen_at', 'thawed_at', 'thawed_by',
-                    'frozen_seconds', 'thaw_error')}
+                    'frozen_seconds', 'thaw_error', 'capture')}
         for entry in entries:
             if entry.get('state') == THAWED:
                 continue
@@ -232,6 +241,9 @@ class AgentManager:
         thawed), and the live maps let the guest be frozen again."""
         if f.timer is not None:
             f.timer.cancel()
+        if f.listener is not None:
+            _libvirt_events.remove_listener(f.watch['uri'],
+                                            f.watch['domain'], f.listener)
         summary = f.summary()
         try:
             self.journal.write(dict(f.entry(), **summary))
@@ -335,6 +347,52 @@ class AgentManager:
         threading.Thread(target=_loop, name='consnap-agent-thaw-retry',
                          daemon=True).start()
 
+    def _watch(self, driver, guest):
+        """``{'uri', 'domain'}`` when this agent receives the block-job
+        events of the guest's domain (qga through the local libvirt)."""
+        info = guest.get('driver_info') or {}
+        if driver != 'qga' or not guest.get('instance_name') or \
+                (info.get('transport') or
+                 self.conf.qga.transport) != 'libvirt' or \
+                not _libvirt_events.available():
+            return None
+        values = {k: v for k, v in guest.items() if isinstance(v, str)}
+        try:
+            uri = info.get('libvirt_uri') or \
+                self.conf.qga.libvirt_uri_template.format(**values)
+        except (KeyError, IndexError):
+            return None
+        if not _libvirt_events.watch(uri):
+            return None
+        return {'uri': uri,
+                'domain': info.get('domain') or guest['instance_name']}
+
+    def _on_block_job(self, f, event, thaw):
+        """The end of Nova's mirror of the domain (a COPY job that was
+        READY) after this freeze began: the point in time.  Runs on the
+        libvirt event thread: the thaw gets its own thread."""
+        with f.capture_lock:
+            if f.capture is not None or event.type != 'copy' or \
+                    event.at < f.armed_at:
+                return
+            if event.status == 'ready':
+                f.saw_ready = True
+                return
+            if event.status == 'failed' or (
+                    event.status in ('completed', 'canceled') and
+                    f.saw_ready):
+                f.capture = {'at': event.at, 'disk': event.disk,
+                             'status': event.status,
+                             'seen_mono': time.monotonic()}
+            else:
+                return
+        LOG.info('Block job copy on %s of %s %s (freeze %s)', event.disk,
+                 f.label, event.status, f.token)
+        if thaw and event.status != 'failed':
+            threading.Thread(target=self._thaw_quietly, args=(f, 'capture'),
+                             name='consnap-agent-thaw-at-capture',
+                             daemon=True).start()
+
     def _deadline(self, f):
         if f.state == THAWED:
             return
@@ -402,6 +460,7 @@ class AgentManager:
             raise exception.FreezeFailed(
                 guest=label, reason='the consnap agent could not write its '
                                     'freeze journal: %s' % e.strerror)
+        f.watch = self._watch(driver, guest)
         f.timer = threading.Timer(f.seconds, self._deadline, (f,))
         f.timer.daemon = True
         f.timer.name = 'consnap-agent-deadline'
@@ -462,6 +521,31 @@ class AgentManager:
                 return done
             return {'token': token, 'state': 'unknown'}
         return self._thaw(f, by)
+
+    @_wire
+    def arm_capture(self, context, token):
+        """Thaw this freeze the moment its domain's mirror ends (Nova's
+        live snapshot: the abort of the root disk's copy job is the point
+        in time), and report it in ``freeze_state``'s ``capture``.
+
+        :returns: ``{'watching': bool}``: False when this agent cannot see
+            the domain's block-job events (the conductor then relies on
+            other evidence and thaws itself).
+        """
+        with self._guard:
+            f = self._by_token.get(token)
+        if f is None or f.watch is None or f.state != FROZEN:
+            return {'watching': False}
+        uri, domain = f.watch['uri'], f.watch['domain']
+
+        def listener(event):
+            self._on_block_job(f, event, thaw=True)
+        f.listener = listener
+        _libvirt_events.add_listener(uri, domain, listener)
+        # what arrived between the freeze and now (in order)
+        for event in _libvirt_events.events(uri, domain, f.armed_at):
+            self._on_block_job(f, event, thaw=True)
+        return {'watching': True}
 
     @_wire
     def freeze_state(self, context, token):

@@ -14,10 +14,11 @@ opts = [
                     'sets (a server name, which the tenant controls, is '
                     'refused).  A guest may override it with '
                     'driver_info["socket_path"].'),
-    cfg.StrOpt('libvirt_uri_template', default='qemu+ssh://{host}/system',
-               help='libvirt URI of the compute host of a guest (libvirt '
-                    'transport), formatted with the guest dict.  A guest may '
-                    'override it with driver_info["libvirt_uri"].'),
+    cfg.StrOpt('libvirt_uri_template', default='qemu:///system',
+               help='libvirt URI of the guest\'s compute host (libvirt '
+                    'transport), formatted with the guest dict.  The '
+                    'consnap-agent runs on that host: the local libvirt.  A '
+                    'guest may override it with driver_info["libvirt_uri"].'),
     cfg.FloatOpt('command_timeout', default=10.0, min=0.1,
                  help='Timeout of ordinary agent commands (ping, fsinfo, '
                       'status, exec), seconds.'),

@@ -33,6 +33,11 @@ class Connection(object, metaclass=abc.ABCMeta):
         """
 
     @abc.abstractmethod
+    def lock_guests(self, snapshot_id, guest_keys):
+        """One in-flight request per guest, whatever resource named it (a
+        volume attached to server X locks X's guest): GuestBusy."""
+
+    @abc.abstractmethod
     def get_snapshot(self, snapshot_id, project_id=None, with_events=False):
         """The request; SnapshotNotFound if absent or of another project."""
 

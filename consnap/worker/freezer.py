@@ -199,9 +199,38 @@ def thaw_snapshot(snapshot_id, thawed_by='flow'):
     return failures
 
 
+def arm_capture(record):
+    """Ask the agent to thaw ``record``'s freeze the moment its guest's
+    mirror ends; True when it watches (a local driver cannot: False)."""
+    driver = loader.get_freeze_driver(record['driver'])
+    if not is_remote(driver) or record['state'] != 'frozen':
+        return False
+    try:
+        return bool(driver.arm_capture(record['guest'],
+                                       freeze_token(record))['watching'])
+    except Exception as e:
+        LOG.warning('Could not arm thaw at capture for freeze record %s: '
+                    '%s', record['id'], e)
+        return False
+
+
+def capture_seen(record):
+    """The agent's capture evidence of ``record``'s freeze, or None."""
+    driver = loader.get_freeze_driver(record['driver'])
+    try:
+        state = driver.freeze_state(record['guest'], freeze_token(record))
+    except Exception as e:
+        LOG.warning('Could not ask the agent about freeze record %s: %s',
+                    record['id'], e)
+        return None
+    return state.get('capture')
+
+
 def freeze_live(record):
     """True only when the agent confirms the freeze of ``record`` is live
     now (a local driver cannot tell: None)."""
+    if not record.get('driver'):
+        return None
     driver = loader.get_freeze_driver(record['driver'])
     if not is_remote(driver):
         return None
@@ -211,7 +240,13 @@ def freeze_live(record):
         LOG.warning('Could not ask the agent about freeze record %s: %s',
                     record['id'], e)
         return False
-    return state.get('state') == 'frozen'
+    if state.get('state') == 'frozen':
+        return True
+    # thawed by the agent because the capture was seen: the freeze lasted
+    # until the point in time
+    return bool(state.get('thawed_by') == 'capture' and
+                state.get('capture') and
+                state['capture'].get('status') != 'failed')
 
 
 def driver_freezes(name):

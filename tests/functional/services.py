@@ -162,3 +162,27 @@ def wait_for(predicate, timeout, interval=0.2, what='condition'):
         time.sleep(interval)
     raise AssertionError('timed out after %ss waiting for %s' % (timeout,
                                                                 what))
+
+
+def unix_connected(pid, server_path):
+    """True when process ``pid`` holds a connection to the Unix socket
+    server at ``server_path`` (e.g. libvirtd's socket): the peers of the
+    server's accepted sockets (``ss``) among the process's sockets."""
+    out = subprocess.run(['ss', '-xpn'], capture_output=True, text=True,
+                         timeout=30).stdout
+    peers = set()
+    for line in out.splitlines():
+        parts = line.split()
+        # u_str ESTAB 0 0 <local path> <inode> <peer path or *> <inode>
+        if len(parts) >= 8 and parts[4] == server_path:
+            peers.add(parts[7])
+    mine = set()
+    fd_dir = '/proc/%d/fd' % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if target.startswith('socket:['):
+            mine.add(target[len('socket:['):-1])
+    return bool(peers & mine)

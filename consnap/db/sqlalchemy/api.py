@@ -540,6 +540,36 @@ class Connection(api.Connection):
         with _session_for_read() as session:
             return hostname in self._alive_hosts(session)
 
+    @_retry
+    def lock_guests(self, snapshot_id, guest_keys):
+        """Hold a lock on each guest for ``snapshot_id`` (released with the
+        request's other locks); GuestBusy when another request holds one.
+        """
+        now = timeutils.utcnow()
+        with _session_for_write() as session:
+            for key in sorted(set(guest_keys)):
+                lock_id = 'guest:%s' % hashlib.sha1(
+                    key.encode('utf-8')).hexdigest()
+                holder = session.execute(
+                    sa.select(models.ResourceLock).where(
+                        models.ResourceLock.resource_id == lock_id)
+                ).scalar_one_or_none()
+                if holder is not None:
+                    if holder.snapshot_id == snapshot_id:
+                        continue
+                    raise exception.GuestBusy(
+                        guest=key.split(':', 1)[-1],
+                        reason='another consnap request in flight')
+                session.add(models.ResourceLock(resource_id=lock_id,
+                                                snapshot_id=snapshot_id,
+                                                created_at=now))
+                try:
+                    session.flush()
+                except db_exc.DBDuplicateEntry:
+                    raise exception.GuestBusy(
+                        guest=key.split(':', 1)[-1],
+                        reason='another consnap request in flight')
+
     # -- freeze records (crash sweeper) ---------------------------------------
     @_retry
     def create_freeze_record(self, snapshot_id, member_id, driver, guest,

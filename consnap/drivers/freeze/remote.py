@@ -67,6 +67,9 @@ class RemoteFreezeDriver(base.FreezeDriver):
                 'the consnap agent has not confirmed the thaw yet')
         return result
 
+    def arm_capture(self, guest, token):
+        return self.api.call(guest, 'arm_capture', token=token)
+
     def freeze_state(self, guest, token):
         return self.api.call(guest, 'freeze_state', token=token)
 

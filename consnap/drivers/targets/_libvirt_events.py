@@ -31,6 +31,7 @@ _LOOP = {'thread': None}
 _CONNS = {}          # uri -> virConnect
 _EVENTS = collections.defaultdict(lambda: collections.deque(maxlen=64))
 _FAILED = {}         # uri -> time of the last failed open (back off)
+_LISTENERS = collections.defaultdict(list)   # (uri, domain) -> [fn(event)]
 OPEN_TIMEOUT = 10.0
 RETRY_AFTER = 30.0
 
@@ -80,8 +81,16 @@ def _on_block_job(conn, dom, disk, job_type, status, uri):
         name = dom.name()
     except Exception:
         name = None
+    listeners = []
     for key in {name, _uuid(dom)} - {None}:
         _EVENTS[(uri, key)].append(event)
+        with _LOCK:
+            listeners.extend(_LISTENERS.get((uri, key), ()))
+    for fn in listeners:
+        try:
+            fn(event)
+        except Exception:   # a listener never stops the event loop
+            LOG.exception('block-job listener failed')
     LOG.debug('libvirt %(uri)s domain %(dom)s block job %(type)s on %(disk)s: '
               '%(status)s', {'uri': uri, 'dom': name, 'type': event.type,
                              'disk': disk, 'status': event.status})
@@ -193,3 +202,19 @@ def copy_job_end(uri, domain, since):
         elif event.status == 'failed':
             return event
     return None
+
+
+def add_listener(uri, domain, fn):
+    """Call ``fn(event)`` (on the event loop thread: it must not block) for
+    every block-job event of ``domain`` from now on."""
+    with _LOCK:
+        _LISTENERS[(uri, domain)].append(fn)
+
+
+def remove_listener(uri, domain, fn):
+    with _LOCK:
+        fns = _LISTENERS.get((uri, domain))
+        if fns and fn in fns:
+            fns.remove(fn)
+        if not fns:
+            _LISTENERS.pop((uri, domain), None)

@@ -196,6 +196,10 @@ class NovaImageTarget(base.TargetDriver):
         """``{'uri', 'domain'}`` when this conductor reaches the compute
         host's libvirt (the qga driver's libvirt transport), else None."""
         conf = self.conf
+        if conf.agent.enabled:
+            # the consnap-agent of the host watches the block-job events;
+            # the conductor never opens libvirt
+            return None
         if conf.qga.transport != 'libvirt' or not _libvirt_events.available():
             return None
         values = {k: v for k, v in guest.items() if isinstance(v, str)}

@@ -19,8 +19,10 @@ LOG = log.getLogger(__name__)
 
 
 def frozen_members(plan):
+    """The members whose freeze this request makes (a member sharing its
+    guest with an earlier one is ``freeze_with`` it: frozen once)."""
     return [m for m in sorted(plan['members'], key=lambda m: m['position'])
-            if m['freeze_driver'] != 'none']
+            if m['freeze_driver'] != 'none' and not m.get('freeze_with')]
 
 
 class FreezeGuests(base.ConsnapTask):
@@ -61,6 +63,13 @@ class FreezeGuests(base.ConsnapTask):
                     continue
                 raise
             frozen.append(result['member_id'])
+            for other in plan['members']:
+                if other.get('freeze_with') == member['id']:
+                    # the same guest, frozen by this very freeze
+                    frozen.append(other['id'])
+                    self.db.update_member(other['id'], {
+                        'frozen_at': freezer._utc(result['frozen_at']),
+                        'status': 'frozen'})
             if watchdog.fired(snapshot_id):
                 raise exception.FrozenTooLong(
                     guest=member['resource_id'],

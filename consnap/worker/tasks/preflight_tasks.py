@@ -10,6 +10,7 @@ from oslo_log import log
 from consnap.common import constants
 from consnap.common import exception
 from consnap import conf
+from consnap.agent import manager as agent_manager
 from consnap.drivers import loader
 from consnap.worker import freezer
 from consnap.worker.tasks import base
@@ -106,6 +107,7 @@ class Preflight(base.ConsnapTask):
                 'consistency_reason': entry['reason'],
                 'status': constants.PREFLIGHT})
             planned.append(entry)
+        self._one_freeze_per_guest(snapshot_id, planned)
         plan = {'members': planned, 'max_freeze_seconds': max_seconds,
                 'required': required, 'on_freeze_failure': on_failure,
                 'hooks': hooks}
@@ -117,3 +119,28 @@ class Preflight(base.ConsnapTask):
                         for m in planned],
             'max_freeze_seconds': max_seconds})
         return plan
+
+    def _one_freeze_per_guest(self, snapshot_id, planned):
+        """Lock every guest this request freezes (against other requests)
+        and freeze a guest named twice in it (a server and its attached
+        volume) once: the first member freezes the union of the
+        mountpoints, the others are ``freeze_with`` it."""
+        by_guest = {}
+        for entry in sorted(planned, key=lambda m: m['position']):
+            if entry['freeze_driver'] == 'none' or not entry['guest']:
+                continue
+            key = agent_manager.guest_key(entry['guest'])
+            first = by_guest.setdefault(key, entry)
+            if first is entry:
+                continue
+            if entry['freeze_driver'] != first['freeze_driver']:
+                raise exception.FreezeFailed(
+                    guest=entry['resource_id'],
+                    reason='its guest is also frozen by member %s with '
+                           'another freeze driver' % first['resource_id'])
+            for mp in entry['mountpoints']:
+                if mp not in first['mountpoints']:
+                    first['mountpoints'].append(mp)
+            entry['freeze_with'] = first['id']
+        if by_guest:
+            self.db.lock_guests(snapshot_id, list(by_guest))

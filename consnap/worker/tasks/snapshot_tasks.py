@@ -77,12 +77,38 @@ class RequestSnapshot(MemberTask):
                               detail={'handle': result, 'reason': str(e)})
 
 
-def freeze_ended_early(db, snapshot_id, member_id):
+def member_freeze_record(db, snapshot_id, member_id, plan=None):
+    """The latest freeze record of a member (of the member it is frozen
+    with, when it shares its guest), or None."""
+    snap_members = {m['id']: m for m in (plan or {}).get('members', ())}
+    member_id = snap_members.get(member_id, {}).get('freeze_with') or \
+        member_id
+    records = [r for r in db.list_freeze_records(snapshot_id)
+               if r['member_id'] == member_id]
+    return records[-1] if records else None
+
+
+def _agent_watches_capture(plan, member, handle):
+    """Thaw at capture applies to a freeze whose only capture is the copy
+    job of Nova's live snapshot of an image-backed server: no other member
+    shares the freeze (its volume's Cinder snapshot would come later)."""
+    if member['type'] != constants.MEMBER_SERVER or \
+            not isinstance(handle, dict) or not handle.get('image_id') or \
+            handle.get('volume_backed') or handle.get('volume_snapshot_ids'):
+        return False
+    return not any(m.get('freeze_with') == member['id']
+                   for m in plan['members'])
+
+
+def freeze_ended_early(db, snapshot_id, member_id, plan=None):
     """True when this member's freeze cannot be proven to have lasted
     until now: the watchdog, the sweeper or a revert ended it, or it was
     made by another conductor (a flow resumed after a takeover)."""
     if watchdog.fired(snapshot_id):
         return True
+    snap_members = {m['id']: m for m in (plan or {}).get('members', ())}
+    member_id = snap_members.get(member_id, {}).get('freeze_with') or \
+        member_id
     records = [r for r in db.list_freeze_records(snapshot_id)
                if r['member_id'] == member_id]
     if not records:
@@ -112,9 +138,47 @@ class WaitCaptured(MemberTask):
         timeout = CONF.targets.capture_timeout
         if frozen:
             timeout = min(timeout, max(0.0, freeze['deadline'] - time.time()))
-        state = {}
+        state = {'target_due': 0.0}
+        record = None
+        if frozen and _agent_watches_capture(plan, member, handle):
+            record = member_freeze_record(self.db, snapshot_id,
+                                          member['id'], plan)
+            if record is None or not freezer.arm_capture(record):
+                record = None
+            else:
+                self.db.add_event(snapshot_id, 'thaw-at-capture-armed',
+                                  member_id=member['id'])
+
+        def _agent_check():
+            """The agent saw the copy job end (and thawed at once)."""
+            seen = freezer.capture_seen(record)
+            if seen is None:
+                return None
+            if seen['status'] == 'failed':
+                raise exception.TargetError(
+                    resource=member['type'], id=member['resource_id'],
+                    reason='libvirt block job failed on %s' % seen['disk'])
+            state['reason'] = (
+                'libvirt block job copy on %(disk)s %(status)s at %(at).6f '
+                '(Nova aborted its mirror: the point in time), seen by the '
+                'consnap agent, which thawed at once' % seen)
+            return True
 
         def _check():
+            if record is not None:
+                if _agent_check():
+                    return True
+                # Nova and Glance only now and then: a failure, or an image
+                # already complete; never a task_state guess
+                if time.monotonic() < state['target_due']:
+                    return False
+                state['target_due'] = time.monotonic() + 1.0
+                result, reason = target.capture_state(ctx, handle)
+                if result == target_base.FAILED:
+                    raise exception.TargetError(
+                        resource=member['type'], id=member['resource_id'],
+                        reason=reason or 'the snapshot failed')
+                return False
             result, reason = target.capture_state(ctx, handle)
             if result == target_base.FAILED:
                 raise exception.TargetError(
@@ -131,10 +195,11 @@ class WaitCaptured(MemberTask):
                                 id=member['resource_id'], timeout=timeout))
         except exception.CaptureTimeout:
             if not (frozen and freeze_ended_early(self.db, snapshot_id,
-                                                  member['id'])):
+                                                  member['id'], plan)):
                 raise
         captured_at = timeutils.utcnow()
-        if frozen and freeze_ended_early(self.db, snapshot_id, member['id']):
+        if frozen and freeze_ended_early(self.db, snapshot_id, member['id'],
+                                         plan):
             if (plan['on_freeze_failure'] != 'continue' or
                     plan['required'] != constants.CONSISTENCY_CRASH):
                 raise exception.FrozenTooLong(

@@ -50,7 +50,15 @@ def deployment(cloud, tmp_path):
     subprocess.run([os.path.join(services.BIN, 'consnap-dbsync'),
                     '--config-file', conf, 'upgrade'], check=True,
                    timeout=120, capture_output=True)
+    # the compute host's consnap-agent: [DEFAULT]host as nova-compute's
+    agent_conf = services.write_config(
+        str(tmp_path / 'agent.conf'),
+        dict(sections, DEFAULT=dict(sections['DEFAULT'],
+                                    host=localcloud.COMPUTE_HOST),
+             agent={'journal_dir': str(tmp_path / 'agent-journal')}))
     procs = [services.start('consnap-api', 'consnap-api', conf,
+                            str(tmp_path)),
+             services.start('consnap-agent', 'consnap-agent', agent_conf,
                             str(tmp_path))]
     for name in ('conductor-1', 'conductor-2'):
         procs.append(services.start(name, 'consnap-conductor', conf,
@@ -61,6 +69,7 @@ def deployment(cloud, tmp_path):
         for proc in procs[1:]:
             services.wait_for(
                 lambda: 'listening on topic' in proc.tail(200) or
+                'consnap-agent: serving' in proc.tail(200) or
                 not proc.alive(), 60, what='%s to listen' % proc.name)
             assert proc.alive(), proc.tail()
         yield url, procs
@@ -100,6 +109,16 @@ def test_tenant_snapshot_and_delete_through_keystone(deployment, resources,
     assert image.owner == cloud['projects']['tenant-a']['id']
     print('distributed + keystone: freeze window %s ms' %
           snap['timeline'].get('freeze_window_ms'))
+    # Only the agent opens libvirt; the conductors never do (issue 10)
+    sock = localcloud.libvirt_socket(cloud)
+    agent = [p for p in procs if p.name == 'consnap-agent'][0]
+    assert services.unix_connected(agent.pid, sock), 'agent not connected?'
+    for proc in procs:
+        if proc.name.startswith('conductor') or proc.name == 'consnap-api':
+            for pid in _pids_of(proc):
+                assert not services.unix_connected(pid, sock), proc.name
+    thaws = [e for e in snap['events'] if e['event'] == 'thawed']
+    assert [e['detail']['by'] for e in thaws] == ['agent-capture'], thaws
 
     status, body, _ = services.http('DELETE', url + '/v1/snapshots/' + sid,
                                     headers=headers)
@@ -112,3 +131,12 @@ def test_tenant_snapshot_and_delete_through_keystone(deployment, resources,
     services.wait_for(
         lambda: tenant_conn.image.find_image(image_id) is None, 60,
         what='the image to be deleted')
+
+
+def _pids_of(proc):
+    """A service and its worker processes (cotyledon forks workers)."""
+    pids = [proc.pid]
+    out = subprocess.run(['pgrep', '-P', str(proc.pid)], capture_output=True,
+                         text=True, timeout=10).stdout
+    pids.extend(int(p) for p in out.split())
+    return pids
