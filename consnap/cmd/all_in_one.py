@@ -49,6 +49,9 @@ def main():
         agent.start()
 
     manager = conductor_manager.ConductorManager()
+    # the only conductor of its database: what a previous life owned is
+    # recovered now, not after a heartbeat timeout
+    manager.db.forget_other_conductors(manager.host)
     manager.init_host()
     rpc.GLOBAL_MANAGER = manager
     server = wsgi_service.WSGIService(api_app.setup_app(), CONF.api.host_ip,

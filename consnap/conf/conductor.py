@@ -7,12 +7,13 @@ opts = [
                help='Flows one conductor runs at once.'),
     cfg.IntOpt('heartbeat_interval', default=1, min=1,
                help='Seconds between conductor heartbeats.'),
-    cfg.IntOpt('heartbeat_timeout', default=3, min=2,
-               help='A conductor silent this long is considered dead: '
-                    'the guests it froze are thawed by the sweeper of '
-                    'another conductor, and its requests recovered. Keep '
-                    'it short; it bounds how long a crash can leave a '
-                    'guest frozen.'),
+    cfg.IntOpt('heartbeat_timeout', default=30, min=2,
+               help='A conductor silent this long (database time) is '
+                    'considered dead: its requests are recovered and the '
+                    'guests it froze thawed through their agents.  Freezes '
+                    'do not depend on it (each agent keeps its own '
+                    'deadline), so it can be long enough that a stall '
+                    'never makes two conductors run one request.'),
     cfg.IntOpt('pending_recovery_interval', default=10, min=1,
                help='Seconds between sweeps for requests whose cast was '
                     'lost (pending and owned by no live conductor).'),

@@ -33,6 +33,10 @@ class Connection(object, metaclass=abc.ABCMeta):
         """
 
     @abc.abstractmethod
+    def forget_other_conductors(self, hostname):
+        """Mark every other conductor offline (consnap-all at start)."""
+
+    @abc.abstractmethod
     def lock_guests(self, snapshot_id, guest_keys):
         """One in-flight request per guest, whatever resource named it (a
         volume attached to server X locks X's guest): GuestBusy."""

@@ -60,6 +60,25 @@ def _session_for_write():
             yield session
 
 
+_NOW_SQL = {
+    'mysql': 'SELECT UTC_TIMESTAMP(6)',
+    'postgresql': "SELECT clock_timestamp() AT TIME ZONE 'utc'",
+}
+_SQLITE_NOW = "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"
+
+
+def _db_now(session):
+    """The database server's UTC time: the one clock that every conductor
+    shares, whatever its own clock says.  Liveness (heartbeats, the dead
+    cutoff), claims and freeze deadlines are compared on it only."""
+    dialect = session.get_bind().dialect.name
+    value = session.execute(sa.text(_NOW_SQL.get(dialect, _SQLITE_NOW))
+                            ).scalar()
+    if isinstance(value, str):
+        value = datetime.datetime.fromisoformat(value)
+    return value.replace(tzinfo=None)
+
+
 # How long a call keeps retrying a lost database connection.  Conductors
 # ride out a database restart (the defaults); the API answers 503 quickly
 # instead (``set_disconnect_retries`` from the API app).
@@ -184,10 +203,11 @@ class Connection(api.Connection):
         if in_flight >= limit:
             raise exception.QuotaExceeded(
                 project=project_id, count=in_flight, limit=limit)
-        now = timeutils.utcnow()
         snap_id = values.pop('id', None) or uuidutils.generate_uuid()
         try:
             with _session_for_write() as session:
+                # database time: the recovery of lost casts compares it
+                now = _db_now(session)
                 in_flight = self._count_in_flight(session, project_id)
                 if in_flight >= limit:
                     raise exception.QuotaExceeded(
@@ -431,14 +451,14 @@ class Connection(api.Connection):
                 raise exception.SnapshotNotFound(snapshot=snapshot_id)
 
     # -- ownership ----------------------------------------------------------
-    def _dead_cutoff(self):
-        return timeutils.utcnow() - datetime.timedelta(
-            seconds=CONF.conductor.heartbeat_timeout)
-
     def _alive_hosts(self, session):
+        """Conductors whose last heartbeat (database time) is younger than
+        the timeout (database time): no conductor's clock is involved."""
+        cutoff = _db_now(session) - datetime.timedelta(
+            seconds=CONF.conductor.heartbeat_timeout)
         return set(session.execute(sa.select(models.Conductor.hostname).where(
             models.Conductor.online.is_(True),
-            models.Conductor.heartbeat_at >= self._dead_cutoff())
+            models.Conductor.heartbeat_at >= cutoff)
         ).scalars().all())
 
     @_retry
@@ -488,9 +508,9 @@ class Connection(api.Connection):
 
     def list_orphaned_pending(self, grace_seconds):
         """Pending requests older than the grace, owned by nobody alive."""
-        cutoff = timeutils.utcnow() - datetime.timedelta(
-            seconds=grace_seconds)
         with _session_for_read() as session:
+            cutoff = _db_now(session) - datetime.timedelta(
+                seconds=grace_seconds)
             alive = self._alive_hosts(session)
             rows = session.execute(sa.select(
                 models.Snapshot.id, models.Snapshot.owner,
@@ -504,8 +524,8 @@ class Connection(api.Connection):
     # -- conductors -----------------------------------------------------------
     @_retry
     def register_conductor(self, hostname):
-        now = timeutils.utcnow()
         with _session_for_write() as session:
+            now = _db_now(session)
             row = session.get(models.Conductor, hostname)
             if row is None:
                 session.add(models.Conductor(hostname=hostname,
@@ -519,15 +539,23 @@ class Connection(api.Connection):
     @_retry
     def touch_conductor(self, hostname):
         with _session_for_write() as session:
+            now = _db_now(session)
             row = session.get(models.Conductor, hostname)
             if row is None:
-                now = timeutils.utcnow()
                 session.add(models.Conductor(hostname=hostname,
                                              started_at=now,
                                              heartbeat_at=now, online=True))
             else:
-                row.heartbeat_at = timeutils.utcnow()
+                row.heartbeat_at = now
                 row.online = True
+
+    @_retry
+    def forget_other_conductors(self, hostname):
+        """Mark every conductor but ``hostname`` offline (consnap-all: the
+        only conductor of its database; its previous life is dead)."""
+        with _session_for_write() as session:
+            session.execute(sa.update(models.Conductor).where(
+                models.Conductor.hostname != hostname).values(online=False))
 
     @_retry
     def unregister_conductor(self, hostname):
@@ -574,13 +602,18 @@ class Connection(api.Connection):
     @_retry
     def create_freeze_record(self, snapshot_id, member_id, driver, guest,
                              mountpoints, owner, deadline):
+        # The deadline on database time: the seconds left (a difference on
+        # this host's clock) from the database's now.
+        remaining = (timeutils.normalize_time(deadline) -
+                     timeutils.utcnow()).total_seconds()
         with _session_for_write() as session:
+            now = _db_now(session)
             rec = models.FreezeRecord(
                 snapshot_id=snapshot_id, member_id=member_id, driver=driver,
                 guest=guest, mountpoints=list(mountpoints or []),
                 owner=owner, state='freezing',
-                deadline=timeutils.normalize_time(deadline),
-                created_at=timeutils.utcnow())
+                deadline=now + datetime.timedelta(seconds=remaining),
+                created_at=now)
             session.add(rec)
             session.flush()
             return rec.id
@@ -623,8 +656,8 @@ class Connection(api.Connection):
 
     def list_stale_freeze_records(self):
         """Freezes past their deadline whose owner is gone or late."""
-        now = timeutils.utcnow()
         with _session_for_read() as session:
+            now = _db_now(session)
             alive = self._alive_hosts(session)
             rows = session.execute(sa.select(models.FreezeRecord).where(
                 models.FreezeRecord.state.in_(('freezing', 'frozen')),
