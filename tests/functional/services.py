@@ -186,3 +186,13 @@ def unix_connected(pid, server_path):
         if target.startswith('socket:['):
             mine.add(target[len('socket:['):-1])
     return bool(peers & mine)
+
+
+CLOCKSKEW_DIR = os.path.join(REPO, 'tests', 'functional', 'clockskew')
+
+
+def clock_offset_env(seconds):
+    """Environment that runs a consnap process with its wall clock
+    ``seconds`` off (``clockskew/sitecustomize.py``)."""
+    return {'CONSNAP_TEST_CLOCK_OFFSET': str(seconds),
+            'PYTHONPATH': CLOCKSKEW_DIR + os.pathsep + REPO}

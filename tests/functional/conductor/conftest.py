@@ -189,14 +189,15 @@ def _make_deployment(loop_guests, tmp_path, extra_sections, keystone=False):
 
         agent = None
 
-        def start(self, kind, name):
+        def start(self, kind, name, extra_env=None):
             if kind == 'conductor' and self.agent is None:
                 # the loop guests' host: one consnap-agent
                 self.agent = self.start('agent', loop_drivers.LOOP_HOST)
             command = {'api': 'consnap-api', 'agent': 'consnap-agent',
                        'conductor': 'consnap-conductor'}[kind]
             proc = services.start(name, command, config(name),
-                                  str(tmp_path), env=env)
+                                  str(tmp_path),
+                                  env=dict(env, **(extra_env or {})))
             procs.append(proc)
             if kind == 'agent':
                 services.wait_for(
