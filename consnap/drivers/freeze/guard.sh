@@ -161,4 +161,9 @@ reader=$!
 sleep "$hold" </dev/null >/dev/null 2>&1 &
 timer=$!
 wait "$timer"
+# "wait" returns early when a trapped signal arrives; its trap (finish) runs
+# before the next command.  Only a timer that really ended is the deadline.
+while kill -0 "$timer" 2>/dev/null; do
+    wait "$timer"
+done
 finish deadline 0 "$@"

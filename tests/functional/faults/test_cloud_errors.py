@@ -164,6 +164,12 @@ def check(env, fault_row, snap, fault, expected, must, servers):
     """The request ended error with an actionable reason; guests thawed and
     writing; record the row; then assert."""
     reason = snap['status_reason'] or ''
+    # Nova may still be taking the snapshot consnap gave up on, and quiesce
+    # the guest for a few ms at its capture: the guest checks below need
+    # Nova done with the server (a guest-exec during that quiesce is
+    # refused, "the agent is in frozen state").
+    for s in servers:
+        cloud_env.wait_idle(env.conn, s)
     # Nova's own quiesce (it freezes a guest consnap already thawed for a
     # few ms around its capture) may still be under way: the guest must end
     # thawed within a bound, not at this very instant.
