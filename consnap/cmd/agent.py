@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from oslo_log import log
 import oslo_messaging as messaging
@@ -53,9 +54,11 @@ def main(argv=None):
     manager = agent_manager.AgentManager(host, CONF)
     recovering = manager.init_host()
 
-    stop = threading.Event()
+    # A plain flag: a handler that takes a lock (Event.set) can deadlock
+    # with the main thread it interrupts inside the same Event's wait.
+    stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda *_: stop.append(True))
 
     if CONF.rpc_transport == 'none':
         path = CONF.agent.local_socket
@@ -85,7 +88,8 @@ def main(argv=None):
              'start)', host, where, len(recovering))
     print('consnap-agent: serving %s' % where, flush=True)
     try:
-        while not stop.wait(0.2):
+        while not stop:
+            time.sleep(0.2)
             if parent_pid is not None and os.getppid() != parent_pid:
                 LOG.warning('consnap-agent: parent %d died; thawing and '
                             'exiting', parent_pid)

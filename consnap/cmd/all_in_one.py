@@ -9,7 +9,7 @@ socket: the freeze deadline survives the death of this process.
 import os
 import signal
 import sys
-import threading
+import time
 
 from oslo_log import log
 
@@ -56,16 +56,18 @@ def main():
     rpc.GLOBAL_MANAGER = manager
     server = wsgi_service.WSGIService(api_app.setup_app(), CONF.api.host_ip,
                                       CONF.api.port)
-    stop = threading.Event()
+    # A plain flag: a handler that takes a lock (Event.set) can deadlock
+    # with the main thread it interrupts inside the same Event's wait.
+    stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda *_: stop.append(True))
     server.start()
     print('consnap-all: API on http://%s:%s (auth %s, db %s)' % (
         server.host, server.port, CONF.auth_strategy,
         CONF.database.connection), flush=True)
     try:
-        while not stop.wait(1.0):
-            pass
+        while not stop:
+            time.sleep(0.2)
     finally:
         server.stop()
         rpc.GLOBAL_MANAGER = None

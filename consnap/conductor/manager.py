@@ -5,6 +5,8 @@ whichever conductor receives the cast (or finds a lost one with its periodic
 task) claims it and runs its flow; several conductors share the work.
 """
 
+import time
+
 import futurist
 from futurist import periodics
 from oslo_log import log
@@ -40,6 +42,10 @@ class ConductorManager(object):
         self._periodic = None
         self._periodic_executor = None
         self._jobboard = None
+        # monotonic time of the first heartbeat after a failed one: until
+        # every live conductor had a heartbeat timeout to heartbeat again,
+        # their stale heartbeats say nothing (they met the same outage)
+        self._recovered_at = None
 
     # -- lifecycle ------------------------------------------------------------
     def init_host(self, start_periodics=True):
@@ -122,10 +128,42 @@ class ConductorManager(object):
                 len(snap['members']))
             engine.run_flow(flow, store={constants.SNAPSHOT_ID: snapshot_id})
         except Exception as e:
-            # The flow has reverted and recorded the failure already.
+            # The flow has reverted and recorded the failure, unless its
+            # own storage failed (TaskFlow then runs no revert): never
+            # leave the request in flight.
             LOG.info('Snapshot %s ended in failure: %s', snapshot_id, e)
+            self._ensure_finished(snapshot_id, e)
         finally:
             task_base.forget_cancel_event(snapshot_id)
+
+    def _ensure_finished(self, snapshot_id, error):
+        """End a request its flow left in flight: thaw (through the
+        agents, by token), delete partial results, ``error`` with the
+        reason; retried (bounded) until the database answers again."""
+        delay, deadline = 1.0, time.monotonic() + \
+            CONF.conductor.finish_retry_seconds
+        while True:
+            try:
+                snap = self.db.get_snapshot(snapshot_id)
+                if snap['status'] not in constants.IN_FLIGHT_STATUSES or \
+                        snap['owner'] not in (None, self.host):
+                    return      # ended, or taken over by another conductor
+                LOG.warning('Snapshot %s left in flight (%s) by its flow: '
+                            'ending it', snapshot_id, snap['status'])
+                self._run_recover(
+                    snapshot_id, 'The request failed and was ended by its '
+                    'conductor (%s); the guests were thawed and partial '
+                    'results deleted.' % type(error).__name__, strict=True)
+                return
+            except Exception as e:
+                if time.monotonic() + delay > deadline:
+                    LOG.error('Could not end snapshot %s: %s; the recovery '
+                              'of the conductors will', snapshot_id, e)
+                    return
+                LOG.warning('Ending snapshot %s failed (%s); retrying in '
+                            '%.0f s', snapshot_id, e, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def _delete_artifacts(self, snap):
         ctx = clients.context_from_auth(snap['auth'])
@@ -178,8 +216,9 @@ class ConductorManager(object):
             except exception.SnapshotNotFound:
                 pass
 
-    def _run_recover(self, snapshot_id, reason):
-        """A request whose conductor died mid-flow: thaw, clean, error."""
+    def _run_recover(self, snapshot_id, reason, strict=False):
+        """A request whose conductor died mid-flow: thaw, clean, error.
+        ``strict``: a failure raises (the caller retries)."""
         try:
             freezer.thaw_snapshot(snapshot_id, thawed_by='sweeper')
             snap = self.db.get_snapshot(snapshot_id)
@@ -199,6 +238,8 @@ class ConductorManager(object):
             self.db.add_event(snapshot_id, status,
                               detail={'message': message})
         except Exception:
+            if strict:
+                raise
             LOG.exception('Recovery of snapshot %s failed', snapshot_id)
 
     def _recover_one(self, row, only_unowned=False):
@@ -239,10 +280,32 @@ class ConductorManager(object):
                 wrap(self._sweep_frozen, group.sweeper_interval)]
 
     def _heartbeat(self):
-        self.db.touch_conductor(self.host)
+        try:
+            self.db.touch_conductor(self.host)
+        except Exception:
+            self._recovered_at = float('inf')
+            raise
+        if self._recovered_at == float('inf'):
+            self._recovered_at = time.monotonic()
+
+    def _judging_others(self):
+        """False for a heartbeat timeout after this conductor's own
+        heartbeats failed (a database outage): the others' heartbeats
+        failed too, and they are not dead for that."""
+        if self._recovered_at is None:
+            return True
+        if self._recovered_at == float('inf'):
+            return False
+        if time.monotonic() - self._recovered_at < \
+                CONF.conductor.heartbeat_timeout:
+            return False
+        self._recovered_at = None
+        return True
 
     def _recover_orphans(self):
         """Pick up requests whose cast was lost or whose owner died."""
+        if not self._judging_others():
+            return
         rows = self.db.list_orphaned_pending(
             CONF.conductor.pending_grace_seconds)
         if rows and CONF.taskflow.jobboard_enabled:
@@ -256,6 +319,8 @@ class ConductorManager(object):
 
     def _sweep_frozen(self):
         """Thaw guests whose owner died, or left frozen past a deadline."""
+        if not self._judging_others():
+            return
         records = {r['id']: r for r in self.db.list_stale_freeze_records()}
         mine = (self.host, utils.conductor_id())
         # A record of this very process is never "of a dead owner" (a

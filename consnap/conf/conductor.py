@@ -14,6 +14,11 @@ opts = [
                     'do not depend on it (each agent keeps its own '
                     'deadline), so it can be long enough that a stall '
                     'never makes two conductors run one request.'),
+    cfg.IntOpt('finish_retry_seconds', default=900, min=10,
+               help='How long a conductor keeps trying to end a request '
+                    'whose flow failed without recording its end (its '
+                    'database was unreachable), before leaving it to the '
+                    'recovery of the conductors.'),
     cfg.IntOpt('pending_recovery_interval', default=10, min=1,
                help='Seconds between sweeps for requests whose cast was '
                     'lost (pending and owned by no live conductor).'),

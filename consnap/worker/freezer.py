@@ -51,13 +51,24 @@ def is_remote(driver):
     return getattr(driver, 'remote', False)
 
 
-def freeze_member(snapshot_id, member, deadline, owner):
-    """Freeze one planned member; returns the freeze result dict."""
+def freeze_member(snapshot_id, member, deadline, owner, known=None):
+    """Freeze one planned member; returns the freeze result dict.
+
+    :param known: a list to which the freeze record is appended before the
+        freeze: what the watchdog thaws when the database does not answer.
+    """
     db = dbapi.get_instance()
     driver = loader.get_freeze_driver(member['freeze_driver'])
     record_id = db.create_freeze_record(
         snapshot_id, member['id'], member['freeze_driver'], member['guest'],
         member['mountpoints'], owner, _utc(deadline))
+    if known is not None:
+        known.append({'id': record_id, 'snapshot_id': snapshot_id,
+                      'member_id': member['id'],
+                      'driver': member['freeze_driver'],
+                      'guest': member['guest'],
+                      'mountpoints': member['mountpoints'],
+                      'state': 'freezing', 'frozen_at': None})
     if is_remote(driver):
         result = driver.freeze(
             member['guest'], member['mountpoints'], deadline,
@@ -177,6 +188,13 @@ def thaw_record(record, thawed_by):
             detail['freeze_window_ms'] = values['freeze_window_ms']
         if result.get('frozen_seconds') is not None:
             detail['guest_frozen_seconds'] = result['frozen_seconds']
+        capture = result.get('capture')
+        if capture and capture.get('at') and result.get('thawed_at'):
+            # the agent's own clock: the end of Nova's mirror (the point in
+            # time) as libvirt reported it, to the confirmed thaw
+            detail['capture_event'] = capture
+            detail['capture_to_thaw_ms'] = round(
+                (result['thawed_at'] - capture['at']) * 1000.0, 3)
         _record_best_effort('the thaw event', db.add_event,
                             record['snapshot_id'], event,
                             member_id=record['member_id'], detail=detail,
@@ -184,13 +202,22 @@ def thaw_record(record, thawed_by):
         return None
 
 
-def thaw_snapshot(snapshot_id, thawed_by='flow'):
+def thaw_snapshot(snapshot_id, thawed_by='flow', known=None):
     """Thaw every guest of a request still frozen, in reverse freeze order.
 
+    :param known: the freeze records this process made for the request,
+        thawed when the database cannot list them (an outage).
     Returns the reasons of the thaws that failed (empty: all thawed).
     """
     db = dbapi.get_instance()
-    records = db.get_active_freeze_records(snapshot_id=snapshot_id)
+    try:
+        records = db.get_active_freeze_records(snapshot_id=snapshot_id)
+    except Exception as e:
+        if not known:
+            raise
+        LOG.warning('Could not list the freezes of snapshot %s (%s): '
+                    'thawing the %d made here', snapshot_id, e, len(known))
+        records = list(known)
     failures = []
     for record in sorted(records, key=lambda r: r['id'], reverse=True):
         reason = thaw_record(record, thawed_by)

@@ -7,7 +7,8 @@ the production drivers (qga, ssh; Nova, Cinder) have their own tests.
 
 Both read a registry (JSON file named by ``$CONSNAP_LOOP_REGISTRY``) written
 by the test: ``{"disks": {resource_id: {"project_id", "mountpoint",
-"image", "snap_dir"[, "guest"]}}, "faults": {step: "error" | "hang:SECONDS"}}``.
+"image", "snap_dir"[, "guest"][, "attached_to"]}}, "faults": {step: "error" |
+"hang:SECONDS"}}``; a disk ``attached_to`` a server is a volume of it.
 Safety: only mountpoints listed in the registry are ever frozen.
 
 A disk's optional ``guest`` dict is merged into the guest ``LoopTarget``
@@ -155,11 +156,22 @@ class LoopTarget(target_base.TargetDriver):
         disk = registry()['disks'].get(member['resource_id'])
         if disk is None or disk['project_id'] != context.project_id:
             raise exception.ServerNotFound(server=member['resource_id'])
-        guest = {'server_id': member['resource_id'],
-                 'name': member['resource_id'],
+        disks = registry()['disks']
+        attached_to = disk.get('attached_to')
+        if attached_to:
+            # a volume attached to server ``attached_to``: frozen through
+            # that server's guest, its own filesystem only
+            mountpoints = [disk['mountpoint']]
+        else:
+            # a server: its own filesystem and those of its volumes
+            mountpoints = [disk['mountpoint']] + sorted(
+                d['mountpoint'] for d in disks.values()
+                if d.get('attached_to') == member['resource_id'])
+        guest = {'server_id': attached_to or member['resource_id'],
+                 'name': attached_to or member['resource_id'],
                  # the "compute host": the consnap-agent serving these
                  'host': LOOP_HOST,
-                 'driver_info': {'mountpoints': [disk['mountpoint']]}}
+                 'driver_info': {'mountpoints': mountpoints}}
         extra = disk.get('guest')
         if extra:
             # A real agent sees the whole host: never let it choose.

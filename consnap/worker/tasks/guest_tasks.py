@@ -42,14 +42,16 @@ class FreezeGuests(base.ConsnapTask):
                     CONF.freeze.watchdog_margin_seconds)
         if not members:
             return {'deadline': deadline, 'frozen': []}
+        known = []      # the freezes made here: thawed without the DB
         watchdog.arm(snapshot_id, deadline,
-                     lambda: freezer.thaw_snapshot(snapshot_id, 'watchdog'))
+                     lambda: freezer.thaw_snapshot(snapshot_id, 'watchdog',
+                                                   known=known))
         owner = utils.conductor_id()
         frozen = []
         for member in members:
             try:
                 result = freezer.freeze_member(snapshot_id, member, deadline,
-                                               owner)
+                                               owner, known=known)
             except exception.GuestError as e:
                 if (plan['on_freeze_failure'] == 'continue' and
                         plan['required'] == constants.CONSISTENCY_CRASH):

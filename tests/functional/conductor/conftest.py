@@ -1,5 +1,7 @@
 import os
+import shutil
 import subprocess
+import tempfile
 
 import pytest
 import uuid
@@ -147,6 +149,10 @@ def _make_deployment(loop_guests, tmp_path, extra_sections, keystone=False):
         session = localcloud.session_for(state, 'member', 'tenant-a')
         headers = {'X-Auth-Token': session.get_token()}
 
+    journal_root = tempfile.mkdtemp(prefix='consnap-agent-',
+                                    dir='/dev/shm' if os.path.isdir(
+                                        '/dev/shm') else None)
+
     def config(name, **extra):
         sections = {
             'DEFAULT': {'transport_url': services.RABBIT_URL,
@@ -164,7 +170,10 @@ def _make_deployment(loop_guests, tmp_path, extra_sections, keystone=False):
                           'pending_grace_seconds': 1,
                           'sweeper_interval': 1},
             'oslo_messaging_rabbit': {'rabbit_retry_interval': 1},
-            'agent': {'journal_dir': str(tmp_path / ('agent-' + name))},
+            # tmpfs: under the tests' heavy writes to loop disks backed by
+            # files of the root filesystem, an fsync there can take seconds
+            'agent': {'journal_dir': os.path.join(
+                journal_root, 'agent-' + name)},
         }
         for section, values in list(auth_sections.items()) + list(
                 extra_sections.items()):
@@ -232,6 +241,7 @@ def _make_deployment(loop_guests, tmp_path, extra_sections, keystone=False):
             for proc in procs:
                 proc.stop()
             drop()
+            shutil.rmtree(journal_root, ignore_errors=True)
 
     return Deployment()
 

@@ -73,5 +73,5 @@ def test_conductors_share_the_work(deployment):
         snap = deployment.wait_final(sid)
         assert snap['status'] == 'available', snap
         owners.add([e for e in snap['events'] if e['event'] == 'claimed'
-                    ][0]['detail']['owner'].rsplit('-', 1)[0])
+                    ][0]['detail']['owner'].rsplit('-', 2)[0])
     assert owners == {'conductor-a', 'conductor-b'}

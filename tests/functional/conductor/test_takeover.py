@@ -43,7 +43,10 @@ def _events(dep, sid):
 
 STAGES = {
     # stage: (fault that holds the flow there, event reached, frozen?)
-    'after-preflight': ('freeze', 'preflight-done', False),
+    # after-preflight: the flow is held in a pre-freeze hook (run in the
+    # guest through the agent) that sleeps on its first run only; a fault
+    # in the freeze driver would hold the agent, not the conductor
+    'after-preflight': (None, 'preflight-done', False),
     'while-frozen': ('request_snapshot', 'frozen', True),
     'after-snapshot-requested': ('capture_state', 'snapshot-requested', True),
     'while-waiting-usable': ('usable_state', 'thawed', False),
@@ -57,8 +60,22 @@ def test_sigkill_conductor_at_each_stage(board, stage):
     board.start('api', 'api')
     first = board.start('conductor', 'conductor-1')
     server, disk = _server(board.guests)
-    board.guests.set_fault(fault, 'hang:120')
-    status, body, _ = board.post([server])
+    if fault:
+        board.guests.set_fault(fault, 'hang:120')
+        status, body, _ = board.post([server])
+    else:
+        marker = os.path.join(str(board.guests.pool.base),
+                              'hook-ran-%d' % time.time_ns())
+        status, body, _ = services.http(
+            'POST', board.url + '/v1/snapshots', {'snapshot': {
+                'servers': [{'id': server}],
+                'hooks': [{'name': 'slow-once', 'type': 'command',
+                           'timeout': 300, 'on_failure': 'abort',
+                           'pre': ['/bin/sh', '-c',
+                                   '[ -e %s ] || { touch %s; sleep 120; }'
+                                   % (marker, marker)],
+                           'post': ['/bin/true']}]}},
+            headers=board.headers)
     assert status == 202, body
     sid = body['snapshot']['id']
     services.wait_for(lambda: reached in _events(board, sid), 60,
@@ -91,7 +108,9 @@ def test_sigkill_conductor_at_each_stage(board, stage):
         assert snap['fault']['type'] == 'FrozenTooLong', snap['fault']
     else:
         assert snap['status'] == 'available', snap
-        assert snap['consistency'] == 'filesystem'
+        # with the pre-freeze hook (after-preflight): application
+        assert snap['consistency'] == ('filesystem' if fault
+                                       else 'application')
     assert conftest.writes_complete(disk.mountpoint)
     # Nothing left that the request does not list.
     snaps_dir = os.path.join(board.guests.pool.mountpoint, 'snaps')

@@ -194,3 +194,94 @@ def test_keystone_unreachable(api_factory, fault_row):
         if status >= 400:
             assert isinstance(body, dict) and body.get('error', {}).get(
                 'message'), (name, body)
+
+
+# -- outages while a guest is frozen (issue 10) --------------------------------
+
+def _frozen_request(dep, seconds, hang):
+    """A request whose flow holds its guest frozen (its snapshot call hangs
+    ``hang`` s); returns (request id, server id, disk) once frozen."""
+    server = _servers(dep.guests, 1)[0]
+    disk = dep.guests.disks[server]
+    dep.guests.set_fault('request_snapshot', 'hang:%s' % hang)
+    status, body, _ = services.http('POST', dep.url + '/v1/snapshots', {
+        'snapshot': {'servers': [{'id': server}],
+                     'quiesce': {'max_freeze_seconds': seconds}}},
+        headers=cconf.HEADERS, timeout=60)
+    assert status == 202, body
+    services.wait_for(disk.is_frozen, 60, what='the guest to be frozen')
+    return body['snapshot']['id'], server, disk
+
+
+def _after_outage(dep, sid, server, fault_row, fault, outage, thawed_after,
+                  deadline):
+    """The request ends (never stuck) without a level it did not reach,
+    and nothing stays locked: the same server snapshots again."""
+    dep.guests.set_fault(None, None)
+    snap = dep.wait_final(sid, timeout=240)
+    thaws = [(e['event'], (e.get('detail') or {}).get('by'))
+             for e in snap['events'] if 'thaw' in e['event']]
+    honest = (snap['status'] != 'available' or
+              snap['consistency'] != 'filesystem' or
+              ('thawed', 'agent-deadline') not in thaws)
+    status, body, _ = services.http('POST', dep.url + '/v1/snapshots', {
+        'snapshot': {'servers': [{'id': server}]}}, headers=cconf.HEADERS,
+        timeout=60)
+    again = dep.wait_final(body['snapshot']['id'], timeout=120)['status'] \
+        if status == 202 else 'not accepted: %s' % status
+    ok = (thawed_after <= deadline + 2 and honest and
+          snap['status'] in ('available', 'error') and again == 'available')
+    fault_row(fault, 'thawed by the deadline; request ends; nothing locked',
+              'thawed %.1f s after the freeze (deadline %s s, outage %.0f '
+              's); request %s (%s); thaws %s; next request %s' % (
+                  thawed_after, deadline, outage, snap['status'],
+                  snap.get('consistency'), thaws, again), thawed_after, ok)
+    assert thawed_after <= deadline + 2, thawed_after
+    assert honest, (snap['status'], snap['consistency'], thaws)
+    assert snap['status'] in ('available', 'error'), snap['status']
+    assert again == 'available', again
+
+
+@pytest.mark.soak
+@pytest.mark.faults
+def test_database_stopped_60s_while_frozen(mariadb, deployment_factory,
+                                           fault_row):
+    db_url = mariadb.create('consnap_ft')
+    dep = deployment_factory(database={'connection': db_url})
+    dep.start('api', 'api')
+    dep.start('conductor', 'conductor-1')
+    sid, server, disk = _frozen_request(dep, 5, 3)
+    frozen = time.monotonic()
+    mariadb.stop()
+    stopped = time.monotonic()
+    services.wait_for(lambda: not disk.is_frozen(), 30,
+                      what='the guest to thaw with the database down')
+    thawed_after = time.monotonic() - frozen
+    time.sleep(max(0.0, 60 - (time.monotonic() - stopped)))  # the outage
+    mariadb.start()
+    outage = time.monotonic() - stopped
+    _after_outage(dep, sid, server, fault_row,
+                  'MariaDB stopped 60 s while a guest is frozen', outage,
+                  thawed_after, 5)
+
+
+@pytest.mark.soak
+@pytest.mark.faults
+def test_rabbitmq_stopped_while_frozen(rabbit, deployment_factory,
+                                       fault_row):
+    dep = deployment_factory(DEFAULT={'transport_url': rabbit.url})
+    dep.start('api', 'api')
+    dep.start('conductor', 'conductor-1')
+    sid, server, disk = _frozen_request(dep, 5, 3)
+    frozen = time.monotonic()
+    rabbit.stop()
+    stopped = time.monotonic()
+    services.wait_for(lambda: not disk.is_frozen(), 30,
+                      what='the guest to thaw with the broker down')
+    thawed_after = time.monotonic() - frozen
+    time.sleep(max(0.0, 30 - (time.monotonic() - stopped)))  # the outage
+    rabbit.start()
+    outage = time.monotonic() - stopped
+    _after_outage(dep, sid, server, fault_row,
+                  'RabbitMQ stopped 30 s while a guest is frozen', outage,
+                  thawed_after, 5)
