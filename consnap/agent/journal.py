@@ -6,10 +6,12 @@ agent that dies at any moment finds, when it starts again, every freeze it
 may have left behind.  Nothing here needs the database or the broker.
 """
 
+import fcntl
 import hashlib
 import json
 import os
 import threading
+import time
 
 from oslo_log import log
 
@@ -20,10 +22,23 @@ _SUFFIX = '.freeze'
 
 class Journal:
 
-    def __init__(self, path):
+    def __init__(self, path, lock_timeout=60.0):
         self.path = path
         self._lock = threading.Lock()
         os.makedirs(path, mode=0o700, exist_ok=True)
+        # one agent per journal: another (a previous life still thawing
+        # after its parent died) keeps it until it is done
+        self._lockfile = open(os.path.join(path, '.lock'), 'a')
+        end = time.monotonic() + lock_timeout
+        while True:
+            try:
+                fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    raise RuntimeError('another consnap-agent holds the '
+                                       'journal %s' % path)
+                time.sleep(0.1)
 
     def _file(self, token):
         name = hashlib.sha256(token.encode('utf-8')).hexdigest()[:32]

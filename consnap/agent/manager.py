@@ -88,7 +88,7 @@ class Freeze:
         # block-job evidence (qga through the local libvirt)
         self.watch = None            # {'uri', 'domain'}
         self.listener = None
-        self.saw_ready = False
+        self.ready_disks = set()
         self.capture = None          # {'at', 'disk', 'status'}
         self.capture_lock = threading.Lock()
 
@@ -189,6 +189,12 @@ class AgentManager:
         for entry in done[:-keep]:
             self._forget_record(entry['token'])
         for entry in done[-keep:]:
+            if entry.get('thawed_by') == 'never-frozen':
+                self._done[entry['token']] = {
+                    'token': entry['token'], 'state': 'unknown',
+                    'thawed_by': 'never-frozen',
+                    'thawed_at': entry.get('thawed_at')}
+                continue
             self._done[entry['token']] = {
                 k: entry.get(k) for k in (
                     'token', 'state', 'snapshot_id', 'member_id',
@@ -214,18 +220,32 @@ class AgentManager:
             threads.append(t)
         return threads
 
-    def stop(self, by='agent-stop', timeout=30.0):
-        """Thaw every live freeze (a stopped agent cannot keep a deadline)."""
-        self._stopping = True
+    def stop(self, by='agent-stop', timeout=120.0):
+        """Thaw every live freeze (a stopped agent cannot keep a deadline),
+        those still in their freeze call included (their freeze path thaws
+        again when it returns), and wait until none is left (bounded; what
+        is left stays in the journal for the next start)."""
         with self._guard:
+            self._stopping = True
             live = list(self._by_token.values())
-        threads = [threading.Thread(target=self._thaw_quietly, args=(f, by),
-                                    daemon=True) for f in live]
-        for t in threads:
-            t.start()
+        for f in live:
+            threading.Thread(target=self._thaw_quietly, args=(f, by),
+                             daemon=True).start()
         end = time.monotonic() + timeout
-        for t in threads:
-            t.join(max(0.0, end - time.monotonic()))
+        while time.monotonic() < end:
+            with self._guard:
+                left = list(self._by_token.values())
+            if not left:
+                break
+            for f in left:
+                if f.state not in (THAWED,) and not f.freezing and \
+                        not f.retrying:
+                    self._thaw_quietly(f, by)
+            time.sleep(0.1)
+        else:
+            LOG.critical('consnap-agent stopping with %d freezes not '
+                         'confirmed thawed; its journal keeps them for the '
+                         'next start', len(self._by_token))
         return len(live)
 
     # internals --------------------------------------------------------------
@@ -281,6 +301,9 @@ class AgentManager:
             driver = self._driver(f.driver)
             if f.thawed_by is None:
                 f.thawed_by = by
+            # from now on the freeze is not proven live, even if the thaw
+            # or its confirmation fails
+            f.state = THAWING
             f.thaw_sent_mono = time.monotonic()
             try:
                 result = driver.thaw(f.guest, f.mountpoints)
@@ -290,7 +313,6 @@ class AgentManager:
                     # the freeze call is still running: it may yet freeze
                     # after this thaw; the freeze path thaws and confirms
                     # once it returns
-                    f.state = THAWING
                     f.thawed_at, f.thawed_mono = thawed_at, thawed_mono
                     return f.summary()
                 if driver.status(f.guest) != freeze_base.THAWED:
@@ -364,8 +386,13 @@ class AgentManager:
             return None
         if not _libvirt_events.watch(uri):
             return None
-        return {'uri': uri,
-                'domain': info.get('domain') or guest['instance_name']}
+        domain = info.get('domain') or guest['instance_name']
+        root = _libvirt_events.root_disk(uri, domain)
+        if not root:
+            return None
+        # the root disk by its target and its source path (libvirt names
+        # the disk of a block-job event either way)
+        return {'uri': uri, 'domain': domain, 'disks': root}
 
     def _on_block_job(self, f, event, thaw):
         """The end of Nova's mirror of the domain (a COPY job that was
@@ -373,14 +400,17 @@ class AgentManager:
         libvirt event thread: the thaw gets its own thread."""
         with f.capture_lock:
             if f.capture is not None or event.type != 'copy' or \
-                    event.at < f.armed_at:
+                    event.at < f.armed_at or \
+                    event.disk not in f.watch['disks']:
+                # only Nova's mirror of the root disk is the point in time
+                # (a copy job of another disk, e.g. a volume swap, is not)
                 return
             if event.status == 'ready':
-                f.saw_ready = True
+                f.ready_disks.add(event.disk)
                 return
             if event.status == 'failed' or (
                     event.status in ('completed', 'canceled') and
-                    f.saw_ready):
+                    event.disk in f.ready_disks):
                 f.capture = {'at': event.at, 'disk': event.disk,
                              'status': event.status,
                              'seen_mono': time.monotonic()}
@@ -427,9 +457,6 @@ class AgentManager:
         """Freeze ``mountpoints`` of ``guest`` for at most ``seconds``
         (counted from now on this host's monotonic clock)."""
         label = freeze_base.guest_label(guest)
-        if self._stopping:
-            raise exception.GuestAgentUnreachable(
-                guest=label, reason='the consnap agent is stopping')
         if not token or not isinstance(token, str):
             raise exception.FreezeFailed(guest=label,
                                          reason='a freeze needs a token')
@@ -437,9 +464,14 @@ class AgentManager:
             raise exception.FreezeFailed(
                 guest=label, reason='the freeze deadline has already passed')
         drv = self._driver(driver)
-        f = Freeze(token, driver, guest, mountpoints, float(seconds),
+        # never longer than the operator's cap, whatever the caller says
+        seconds = min(float(seconds), self.conf.freeze.max_freeze_seconds)
+        f = Freeze(token, driver, guest, mountpoints, seconds,
                    snapshot_id, member_id)
         with self._guard:
+            if self._stopping:
+                raise exception.GuestAgentUnreachable(
+                    guest=label, reason='the consnap agent is stopping')
             if token in self._by_token or token in self._done:
                 raise exception.FreezeFailed(
                     guest=label, reason='freeze token already used')
@@ -460,11 +492,17 @@ class AgentManager:
             raise exception.FreezeFailed(
                 guest=label, reason='the consnap agent could not write its '
                                     'freeze journal: %s' % e.strerror)
-        f.watch = self._watch(driver, guest)
-        f.timer = threading.Timer(f.seconds, self._deadline, (f,))
+        f.timer = threading.Timer(
+            max(0.0, f.deadline_mono - time.monotonic()), self._deadline,
+            (f,))
         f.timer.daemon = True
         f.timer.name = 'consnap-agent-deadline'
         f.timer.start()
+        try:
+            f.watch = self._watch(driver, guest)
+        except Exception as e:     # evidence is optional; the freeze is not
+            LOG.warning('Cannot watch block jobs of %s: %s', label, e)
+            f.watch = None
         try:
             result = drv.freeze(guest, f.mountpoints, time.time() + f.seconds)
         except exception.GuestAgentFrozen:
@@ -519,7 +557,18 @@ class AgentManager:
         if f is None:
             if done is not None:
                 return done
-            return {'token': token, 'state': 'unknown'}
+            # Never frozen here (yet): a freeze of this token arriving
+            # late (a backlog, a timed-out call) must then be refused.
+            tomb = {'token': token, 'state': 'unknown',
+                    'thawed_by': 'never-frozen', 'thawed_at': time.time()}
+            with self._guard:
+                self._done.setdefault(token, tomb)
+            try:
+                self.journal.write(dict(tomb, state=THAWED))
+            except OSError as e:
+                LOG.warning('Could not journal the tombstone of %s: %s',
+                            token, e)
+            return tomb
         return self._thaw(f, by)
 
     @_wire
@@ -540,8 +589,11 @@ class AgentManager:
 
         def listener(event):
             self._on_block_job(f, event, thaw=True)
-        f.listener = listener
-        _libvirt_events.add_listener(uri, domain, listener)
+        with f.lock:
+            if f.state != FROZEN:
+                return {'watching': False}
+            f.listener = listener
+            _libvirt_events.add_listener(uri, domain, listener)
         # what arrived between the freeze and now (in order)
         for event in _libvirt_events.events(uri, domain, f.armed_at):
             self._on_block_job(f, event, thaw=True)

@@ -77,7 +77,7 @@ class AgentSupervisor:
             except OSError as e:
                 LOG.error('Could not restart consnap-agent: %s', e)
 
-    def stop(self, timeout=40.0):
+    def stop(self, timeout=150.0):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5.0)

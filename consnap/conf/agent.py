@@ -23,7 +23,7 @@ opts = [
     cfg.FloatOpt('thaw_retry_interval', default=1.0, min=0.05,
                  help='Seconds between attempts to thaw a guest whose thaw '
                       'failed or could not be confirmed.'),
-    cfg.FloatOpt('thaw_retry_max_seconds', default=3600.0, min=1.0,
+    cfg.FloatOpt('thaw_retry_max_seconds', default=86400.0, min=1.0,
                  help='How long the agent keeps retrying one failed thaw '
                       'before it gives up and leaves it to its next start '
                       '(the journal entry stays).'),

@@ -267,7 +267,7 @@ def freeze_live(record):
         LOG.warning('Could not ask the agent about freeze record %s: %s',
                     record['id'], e)
         return False
-    if state.get('state') == 'frozen':
+    if state.get('state') == 'frozen' and not state.get('thawed_by'):
         return True
     # thawed by the agent because the capture was seen: the freeze lasted
     # until the point in time

@@ -218,3 +218,37 @@ def remove_listener(uri, domain, fn):
             fns.remove(fn)
         if not fns:
             _LISTENERS.pop((uri, domain), None)
+
+
+def root_disk(uri, domain):
+    """The root disk of ``domain``: ``{target dev, source path}`` of its
+    first disk device (what Nova mirrors for a live snapshot of an
+    image-backed server), or None when it cannot be read."""
+    from xml.etree import ElementTree
+    with _LOCK:
+        conn = _CONNS.get(uri)
+    if conn is None:
+        return None
+    try:
+        try:
+            dom = conn.lookupByName(domain)
+        except Exception:
+            dom = conn.lookupByUUIDString(domain)
+        root = ElementTree.fromstring(dom.XMLDesc(0))
+    except Exception as e:
+        LOG.warning('Cannot read the disks of %s: %s', domain, e)
+        return None
+    for disk in root.findall('./devices/disk'):
+        if disk.get('device', 'disk') != 'disk':
+            continue
+        names = set()
+        target = disk.find('target')
+        if target is not None and target.get('dev'):
+            names.add(target.get('dev'))
+        source = disk.find('source')
+        if source is not None:
+            for attr in ('file', 'dev', 'name'):
+                if source.get(attr):
+                    names.add(source.get(attr))
+        return names or None
+    return None

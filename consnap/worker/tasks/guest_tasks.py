@@ -59,9 +59,14 @@ class FreezeGuests(base.ConsnapTask):
                                 'crash-consistent: %s',
                                 member['resource_id'], e)
                     freezer.thaw_snapshot(snapshot_id, 'flow')
-                    self.db.update_member(member['id'], {
-                        'consistency': constants.CONSISTENCY_CRASH,
-                        'consistency_reason': 'freeze failed: %s' % e})
+                    for other in plan['members']:
+                        if other['id'] == member['id'] or \
+                                other.get('freeze_with') == member['id']:
+                            # the members this freeze was for, too
+                            self.db.update_member(other['id'], {
+                                'consistency': constants.CONSISTENCY_CRASH,
+                                'consistency_reason':
+                                    'freeze failed: %s' % e})
                     continue
                 raise
             frozen.append(result['member_id'])

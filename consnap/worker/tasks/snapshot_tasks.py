@@ -178,6 +178,14 @@ class WaitCaptured(MemberTask):
                     raise exception.TargetError(
                         resource=member['type'], id=member['resource_id'],
                         reason=reason or 'the snapshot failed')
+                usable, why = (result, reason) \
+                    if result == target_base.USABLE else \
+                    target.usable_state(ctx, handle)
+                if usable == target_base.USABLE:
+                    # the image is complete: captured, whatever the events
+                    # (the freeze's life is checked after, with the agent)
+                    state['reason'] = why or 'image complete'
+                    return True
                 return False
             result, reason = target.capture_state(ctx, handle)
             if result == target_base.FAILED:

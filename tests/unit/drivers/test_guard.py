@@ -44,10 +44,15 @@ def fake(tmp_path):
                     if c.startswith('fsfreeze')]
 
         def start(self, *args, mode='freeze'):
+            # As sshd starts it: default dispositions (a suite started
+            # under nohup ignores SIGHUP, and a signal ignored on entry
+            # cannot be trapped by a POSIX shell)
             return subprocess.Popen(
                 ['sh', '-c', ssh.guard_script(), 'consnap-guard', mode,
                  self.state] + list(args), env=env, stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, text=True)
+                stdout=subprocess.PIPE, text=True,
+                preexec_fn=lambda: signal.signal(signal.SIGHUP,
+                                                 signal.SIG_DFL))
 
         def run(self, *args, mode='freeze'):
             proc = self.start(*args, mode=mode)
