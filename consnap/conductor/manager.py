@@ -112,14 +112,41 @@ class ConductorManager(object):
             return self._submit(self._run_create, snapshot_id)
 
     def _post_create(self, snapshot_id):
+        """Post the request's flow to the jobboard; a request that cannot
+        be posted (bounded retries) ends ``error``, never stays pending
+        owned by a live conductor that will not run it."""
+        delay, deadline = 0.5, time.monotonic() + \
+            CONF.conductor.finish_retry_seconds
+        while True:
+            try:
+                snap = self.db.get_snapshot(snapshot_id)
+                if snap['status'] != constants.PENDING or \
+                        snap['owner'] != self.host:
+                    return
+                jobboard.post_create_flow(snapshot_id, len(snap['members']))
+                return
+            except Exception as e:
+                if time.monotonic() + delay > deadline:
+                    LOG.error('Posting snapshot %s to the jobboard failed '
+                              'for %s s: %s', snapshot_id,
+                              CONF.conductor.finish_retry_seconds, e)
+                    break
+                LOG.warning('Posting snapshot %s to the jobboard failed '
+                            '(%s); retrying in %.1f s', snapshot_id, e,
+                            delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        message = ('The conductor could not hand this request to its '
+                   'workers (the jobboard did not answer); nothing was '
+                   'frozen. Try again later.')
         try:
-            snap = self.db.get_snapshot(snapshot_id)
-            jobboard.post_create_flow(snapshot_id, len(snap['members']))
-        except Exception:
-            # The request stays pending and owned by us; if we die, the
-            # recovery of another conductor posts it again.
-            LOG.exception('Posting snapshot %s to the jobboard failed',
-                          snapshot_id)
+            self.db.update_snapshot(snapshot_id, {
+                'status': constants.ERROR, 'status_reason': message,
+                'fault': {'type': 'JobboardUnavailable',
+                          'message': message}},
+                expected_status=(constants.PENDING,))
+        except Exception as e:
+            LOG.error('Could not end snapshot %s: %s', snapshot_id, e)
 
     def _run_create(self, snapshot_id):
         try:
