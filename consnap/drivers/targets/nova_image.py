@@ -95,7 +95,10 @@ def server_address(server):
     """The address a driver that logs in reaches the guest at: the first
     fixed IPv4 address Nova reports, else the first fixed one, else any."""
     candidates = []
-    for net in sorted((server.addresses or {}).items()):
+    addresses = getattr(server, 'addresses', None)
+    if not isinstance(addresses, dict):
+        return None
+    for net in sorted(addresses.items()):
         for addr in net[1] or ():
             if isinstance(addr, dict) and addr.get('addr'):
                 candidates.append(addr)
