@@ -107,6 +107,11 @@ class InvalidState(Conflict):
     _msg_fmt = 'Snapshot request %(snapshot)s is %(status)s: %(reason)s'
 
 
+class OwnershipLost(Conflict):
+    _msg_fmt = ('Snapshot request %(snapshot)s is run by another conductor '
+                'now (%(reason)s).')
+
+
 class ServerBusy(Conflict):
     _msg_fmt = ('%(server)s (server or volume) already has snapshot request '
                 '%(snapshot)s in flight.')

@@ -153,6 +153,7 @@ class ConductorManager(object):
             snap = self.db.get_snapshot(snapshot_id)
             flow = snapshot_flows.get_create_snapshot_flow(
                 len(snap['members']))
+            task_base.set_owner(snapshot_id, self.host)
             engine.run_flow(flow, store={constants.SNAPSHOT_ID: snapshot_id})
         except Exception as e:
             # The flow has reverted and recorded the failure, unless its
@@ -162,6 +163,7 @@ class ConductorManager(object):
             self._ensure_finished(snapshot_id, e)
         finally:
             task_base.forget_cancel_event(snapshot_id)
+            task_base.forget_owner(snapshot_id)
 
     def _ensure_finished(self, snapshot_id, error):
         """End a request its flow left in flight: thaw (through the

@@ -51,7 +51,8 @@ class Connection(object, metaclass=abc.ABCMeta):
         """Requests of ``project_id`` (all projects when None)."""
 
     @abc.abstractmethod
-    def update_snapshot(self, snapshot_id, values, expected_status=None):
+    def update_snapshot(self, snapshot_id, values, expected_status=None,
+                        expected_owner=None):
         """Update; with ``expected_status`` (str or list) only from those
         statuses, else InvalidState.  Returns the updated dict."""
 

@@ -15,6 +15,7 @@ from oslo_log import log
 from oslo_utils import timeutils
 
 from consnap.common import constants
+from consnap.common import utils
 from consnap import conf
 from consnap.db import api as dbapi
 from consnap.drivers.freeze import base as freeze_base
@@ -202,14 +203,20 @@ def thaw_record(record, thawed_by):
         return None
 
 
-def thaw_snapshot(snapshot_id, thawed_by='flow', known=None):
+def thaw_snapshot(snapshot_id, thawed_by='flow', known=None, owner=None):
     """Thaw every guest of a request still frozen, in reverse freeze order.
 
     :param known: the freeze records this process made for the request,
         thawed when the database cannot list them (an outage).
+    :param owner: the owner the caller's flow runs as: when the request
+        is owned by another conductor now (a takeover), only the freezes
+        this process made are thawed, never the successor's.
     Returns the reasons of the thaws that failed (empty: all thawed).
     """
     db = dbapi.get_instance()
+    if owner is None and thawed_by in ('flow', 'revert', 'watchdog'):
+        from consnap.worker.tasks import base as tasks_base
+        owner = tasks_base.owner_of(snapshot_id)
     try:
         records = db.get_active_freeze_records(snapshot_id=snapshot_id)
     except Exception as e:
@@ -218,6 +225,15 @@ def thaw_snapshot(snapshot_id, thawed_by='flow', known=None):
         LOG.warning('Could not list the freezes of snapshot %s (%s): '
                     'thawing the %d made here', snapshot_id, e, len(known))
         records = list(known)
+    else:
+        if owner is not None:
+            try:
+                current = db.get_snapshot(snapshot_id).get('owner')
+            except Exception:
+                current = None
+            if current and current != owner:
+                mine = utils.conductor_id()
+                records = [r for r in records if r['owner'] == mine]
     failures = []
     for record in sorted(records, key=lambda r: r['id'], reverse=True):
         reason = thaw_record(record, thawed_by)

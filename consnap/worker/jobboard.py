@@ -28,6 +28,7 @@ from consnap import conf
 from consnap.db import api as dbapi
 from consnap.worker import engine as consnap_engine
 from consnap.worker.flows import snapshot_flows
+from consnap.worker.tasks import base as task_base
 
 CONF = conf.CONF
 LOG = log.getLogger(__name__)
@@ -122,17 +123,21 @@ class ClaimKeeper(listener_base.Listener):
 
     def register(self):
         super().register()
+        owner = utils.conductor_id()
         try:
-            dbapi.get_instance().take_over_snapshot(self.job.name,
-                                                    utils.conductor_id())
+            dbapi.get_instance().take_over_snapshot(self.job.name, owner)
         except Exception:
             LOG.exception('Could not record the owner of %s', self.job.name)
+        # the flow's writes are fenced on this owner (a takeover by another
+        # conductor makes them fail instead of overwriting its successor)
+        task_base.set_owner(self.job.name, owner)
         self.job.extend_expiry(CONF.taskflow.jobboard_expiration_time)
         self._thread = threading.Thread(target=self._keep, daemon=True,
                                         name='consnap-claim-keeper')
         self._thread.start()
 
     def deregister(self):
+        task_base.forget_owner(self.job.name)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

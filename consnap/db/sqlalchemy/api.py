@@ -377,7 +377,8 @@ class Connection(api.Connection):
                     for s in session.execute(query).scalars().all()]
 
     @_retry
-    def update_snapshot(self, snapshot_id, values, expected_status=None):
+    def update_snapshot(self, snapshot_id, values, expected_status=None,
+                        expected_owner=None):
         values = dict(values)
         if 'metadata' in values:
             values['extra_metadata'] = values.pop('metadata')
@@ -394,6 +395,13 @@ class Connection(api.Connection):
                     raise exception.InvalidState(
                         snapshot=snapshot_id, status=snap.status,
                         reason='expected %s' % ' or '.join(allowed))
+            if expected_owner is not None and snap.owner and \
+                    snap.owner != expected_owner:
+                # fenced: a conductor that was taken over never writes
+                # over its successor
+                raise exception.OwnershipLost(
+                    snapshot=snapshot_id,
+                    reason='owner %s, not %s' % (snap.owner, expected_owner))
             _apply(snap, values, merge='timeline')
             if (snap.status in constants.FINISHED_STATUSES and
                     'status' in values):

@@ -24,6 +24,26 @@ ACTIVE_STATUSES = tuple(s for s in constants.IN_FLIGHT_STATUSES
                         if s != constants.CANCELLING)
 
 
+# The owner each flow running in this process runs as (the conductor's id
+# when it claimed or took over the request): its writes are fenced on it.
+_OWNERS = {}
+
+
+def set_owner(snapshot_id, owner):
+    with _CANCEL_LOCK:
+        _OWNERS[snapshot_id] = owner
+
+
+def owner_of(snapshot_id):
+    with _CANCEL_LOCK:
+        return _OWNERS.get(snapshot_id)
+
+
+def forget_owner(snapshot_id):
+    with _CANCEL_LOCK:
+        _OWNERS.pop(snapshot_id, None)
+
+
 def cancel_event(snapshot_id):
     with _CANCEL_LOCK:
         return _CANCEL_EVENTS.setdefault(snapshot_id, threading.Event())
@@ -56,7 +76,9 @@ class ConsnapTask(task.Task):
         values['status'] = status
         try:
             return self.db.update_snapshot(snapshot_id, values,
-                                           expected_status=ACTIVE_STATUSES)
+                                           expected_status=ACTIVE_STATUSES,
+                                           expected_owner=owner_of(
+                                               snapshot_id))
         except exception.InvalidState:
             snap = self.db.get_snapshot(snapshot_id)
             if snap['status'] == constants.CANCELLING:

@@ -37,7 +37,9 @@ class SnapshotToErrorOnRevert(base.ConsnapTask):
 
     def revert(self, snapshot_id, *args, **kwargs):
         try:
-            failures = freezer.thaw_snapshot(snapshot_id, thawed_by='revert')
+            failures = freezer.thaw_snapshot(
+                snapshot_id, thawed_by='revert',
+                owner=base.owner_of(snapshot_id))
         except Exception as e:
             LOG.exception('Thaw on revert of snapshot %s failed', snapshot_id)
             failures = [str(e)]
@@ -60,7 +62,12 @@ class SnapshotToErrorOnRevert(base.ConsnapTask):
                 'status': status, 'status_reason': message,
                 'fault': {'type': kind, 'message': message},
                 'timeline': {'finished_at': timeutils.utcnow().isoformat()}},
-                expected_status=constants.IN_FLIGHT_STATUSES)
+                expected_status=constants.IN_FLIGHT_STATUSES,
+                expected_owner=base.owner_of(snapshot_id))
+        except exception.OwnershipLost as e:
+            LOG.warning('Not recording the failure of snapshot %s: %s',
+                        snapshot_id, e)
+            return
         except Exception:
             LOG.exception('Could not record the failure of snapshot %s',
                           snapshot_id)

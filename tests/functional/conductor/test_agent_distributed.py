@@ -139,3 +139,35 @@ def test_clock_offset_conductor(deployment_factory, who, offset):
         _summary(snap)
     thaws = [e for e in snap['events'] if 'thaw' in e['event']]
     assert [e['detail']['by'] for e in thaws] == ['flow'], _summary(snap)
+
+
+def test_a_stalled_owner_is_fenced(deployment_factory):
+    """The owner stalls (SIGSTOP) with the guest frozen; another conductor
+    takes the request over and ends it.  When the owner runs again, its
+    flow writes nothing over its successor's result (the status is fenced
+    on the owner) and thaws nothing but its own freeze."""
+    dep = deployment_factory()
+    dep.start('api', 'api')
+    owner = dep.start('conductor', 'conductor-1')
+    server, disk = _server(dep)
+    dep.guests.set_fault('request_snapshot', 'hang:3')
+    sid = _post(dep, server, 20)
+    _wait_frozen(disk)
+    dep.start('conductor', 'conductor-2')
+    os.killpg(owner.pid, signal.SIGSTOP)
+    try:
+        snap = dep.wait_final(sid, timeout=120)
+        assert snap['status'] == 'error', _summary(snap)
+        assert snap['fault']['type'] == 'ConductorLost', _summary(snap)
+        assert not _frozen(disk)
+    finally:
+        os.killpg(owner.pid, signal.SIGCONT)
+    dep.guests.set_fault(None, None)
+    # the stalled flow runs on and fails on its fenced writes
+    services.wait_for(lambda: 'ended in failure' in owner.tail(400), 60,
+                      what='the stalled flow to end')
+    after = dep.get(sid)
+    assert (after['status'], after['fault']) == (snap['status'],
+                                                 snap['fault']), \
+        _summary(after)
+    assert after['consistency'] == snap['consistency']
