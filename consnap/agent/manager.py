@@ -472,6 +472,17 @@ class AgentManager:
             if self._stopping:
                 raise exception.GuestAgentUnreachable(
                     guest=label, reason='the consnap agent is stopping')
+            same = self._by_token.get(token)
+            if same is not None and same.state == FROZEN:
+                # the same call sent again (its reply was lost): the freeze
+                # it made
+                return {'frozen': same.mountpoints,
+                        'frozen_at': same.frozen_at, 'token': token,
+                        'boot_id': self.boot_id}
+            if same is not None and same.state == FREEZING:
+                raise exception.GuestAgentTimeout(
+                    guest=label, command='guest-fsfreeze-freeze-list',
+                    timeout=round(f.seconds, 1))
             if token in self._by_token or token in self._done:
                 raise exception.FreezeFailed(
                     guest=label, reason='freeze token already used')

@@ -15,6 +15,7 @@ import json
 import socket
 import socketserver
 import threading
+import time
 
 from oslo_log import log
 import oslo_messaging as messaging
@@ -30,6 +31,11 @@ CONF = conf.CONF
 LOG = log.getLogger(__name__)
 
 _MAX_MESSAGE = 4 * 1024 * 1024
+# calls that must not be sent twice (a hook command may not be idempotent)
+_NOT_RETRIED = ('execute',)
+# one attempt of a retried call: long enough for a freeze, short enough to
+# send again after a broker restart within the call's bound
+_ATTEMPT_TIMEOUT = 15.0
 
 
 def unwrap(reply, label):
@@ -83,21 +89,41 @@ class AgentAPI:
             raise exception.GuestAgentUnreachable(
                 guest=label, reason='the compute host of the guest is not '
                                     'known')
-        cctxt = self._get_client().prepare(server=host, timeout=timeout)
-        try:
-            reply = cctxt.call(consnap_context.get_admin_context(), method,
-                               **kwargs)
-        except messaging.MessagingTimeout:
-            raise exception.GuestAgentTimeout(
-                guest=label, command='%s (consnap agent)' % method,
-                timeout=round(timeout, 1))
-        except messaging.MessagingException as e:
-            LOG.error('consnap-agent of host %s: %s failed: %s', host,
-                      method, e)
-            raise exception.GuestAgentUnreachable(
-                guest=label, reason='the consnap agent of its compute host '
-                                    'is unreachable')
-        return unwrap(reply, label)
+        # Every call but ``execute`` is idempotent at the agent (a freeze
+        # is named by its token): a call lost with the broker (a restart)
+        # is sent again within the same overall bound.
+        retry = method not in _NOT_RETRIED
+        end = time.monotonic() + timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            left = end - time.monotonic()
+            per_call = min(left, _ATTEMPT_TIMEOUT) \
+                if retry and method != 'freeze' else left
+            cctxt = self._get_client().prepare(server=host,
+                                               timeout=max(1.0, per_call))
+            try:
+                reply = cctxt.call(consnap_context.get_admin_context(),
+                                   method, **kwargs)
+                break
+            except messaging.MessagingException as e:
+                if retry and end - time.monotonic() > 1.0:
+                    LOG.warning('consnap-agent of host %s: %s attempt %d '
+                                'failed (%s); sending it again', host,
+                                method, attempt, type(e).__name__)
+                    time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+                    continue
+                if isinstance(e, messaging.MessagingTimeout):
+                    raise exception.GuestAgentTimeout(
+                        guest=label, command='%s (consnap agent)' % method,
+                        timeout=round(timeout, 1))
+                LOG.error('consnap-agent of host %s: %s failed: %s', host,
+                          method, e)
+                raise exception.GuestAgentUnreachable(
+                    guest=label, reason='the consnap agent of its compute '
+                                        'host is unreachable')
+        reply = unwrap(reply, label)
+        return reply
 
 
 # The local transport (consnap-all) -------------------------------------------

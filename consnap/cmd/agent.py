@@ -104,7 +104,11 @@ def main(argv=None):
             server.server_close()
         else:
             server.stop()
-            server.wait()
+            # in-flight calls (a hook command) are not waited for: nobody
+            # will read their answer; the freezes are thawed already
+            waiter = threading.Thread(target=server.wait, daemon=True)
+            waiter.start()
+            waiter.join(5.0)
             rpc.cleanup()
     return 0
 
