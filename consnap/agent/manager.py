@@ -603,6 +603,8 @@ class AgentManager:
         with f.lock:
             if f.state != FROZEN:
                 return {'watching': False}
+            if f.listener is not None:
+                return {'watching': True}       # the same call again
             f.listener = listener
             _libvirt_events.add_listener(uri, domain, listener)
         # what arrived between the freeze and now (in order)

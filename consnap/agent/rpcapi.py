@@ -31,11 +31,12 @@ CONF = conf.CONF
 LOG = log.getLogger(__name__)
 
 _MAX_MESSAGE = 4 * 1024 * 1024
-# calls that must not be sent twice (a hook command may not be idempotent)
-_NOT_RETRIED = ('execute',)
-# one attempt of a retried call: long enough for a freeze, short enough to
-# send again after a broker restart within the call's bound
-_ATTEMPT_TIMEOUT = 15.0
+# calls that are never sent twice: a hook command may not be idempotent; a
+# freeze sent again would count its seconds from its late arrival
+_NOT_RETRIED = ('execute', 'freeze')
+# one attempt of a retried call: longer than a guest's own preflight or
+# thaw bound, short enough to send again after a broker restart
+_ATTEMPT_TIMEOUT = 35.0
 
 
 def unwrap(reply, label):
@@ -98,8 +99,7 @@ class AgentAPI:
         while True:
             attempt += 1
             left = end - time.monotonic()
-            per_call = min(left, _ATTEMPT_TIMEOUT) \
-                if retry and method != 'freeze' else left
+            per_call = min(left, _ATTEMPT_TIMEOUT) if retry else left
             cctxt = self._get_client().prepare(server=host,
                                                timeout=max(1.0, per_call))
             try:
@@ -107,7 +107,8 @@ class AgentAPI:
                                    method, **kwargs)
                 break
             except messaging.MessagingException as e:
-                if retry and end - time.monotonic() > 1.0:
+                transport = not isinstance(e, messaging.RemoteError)
+                if retry and transport and end - time.monotonic() > 1.0:
                     LOG.warning('consnap-agent of host %s: %s attempt %d '
                                 'failed (%s); sending it again', host,
                                 method, attempt, type(e).__name__)

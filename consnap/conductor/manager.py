@@ -120,8 +120,11 @@ class ConductorManager(object):
         while True:
             try:
                 snap = self.db.get_snapshot(snapshot_id)
-                if snap['status'] != constants.PENDING or \
+                if snap['status'] not in (constants.PENDING,
+                                          constants.CANCELLING) or \
                         snap['owner'] != self.host:
+                    # (a cancelled request is posted: its flow records
+                    # the cancel)
                     return
                 jobboard.post_create_flow(snapshot_id, len(snap['members']))
                 return
@@ -144,7 +147,7 @@ class ConductorManager(object):
                 'status': constants.ERROR, 'status_reason': message,
                 'fault': {'type': 'JobboardUnavailable',
                           'message': message}},
-                expected_status=(constants.PENDING,))
+                expected_status=(constants.PENDING, constants.CANCELLING))
         except Exception as e:
             LOG.error('Could not end snapshot %s: %s', snapshot_id, e)
 

@@ -125,12 +125,15 @@ class ClaimKeeper(listener_base.Listener):
         super().register()
         owner = utils.conductor_id()
         try:
-            dbapi.get_instance().take_over_snapshot(self.job.name, owner)
+            db = dbapi.get_instance()
+            db.take_over_snapshot(self.job.name, owner)
+            if db.get_snapshot(self.job.name).get('owner') == owner:
+                # the flow's writes are fenced on this owner (a takeover by
+                # another conductor makes them fail instead of overwriting
+                # its successor)
+                task_base.set_owner(self.job.name, owner)
         except Exception:
             LOG.exception('Could not record the owner of %s', self.job.name)
-        # the flow's writes are fenced on this owner (a takeover by another
-        # conductor makes them fail instead of overwriting its successor)
-        task_base.set_owner(self.job.name, owner)
         self.job.extend_expiry(CONF.taskflow.jobboard_expiration_time)
         self._thread = threading.Thread(target=self._keep, daemon=True,
                                         name='consnap-claim-keeper')

@@ -91,27 +91,6 @@ def _fmt_seen(seen, t0):
     return ', '.join('%s@+%.3fs' % (s or 'None', at - t0) for at, s in seen)
 
 
-def server_address(server):
-    """The address a driver that logs in reaches the guest at: the first
-    fixed IPv4 address Nova reports, else the first fixed one, else any."""
-    candidates = []
-    addresses = getattr(server, 'addresses', None)
-    if not isinstance(addresses, dict):
-        return None
-    for net in sorted(addresses.items()):
-        for addr in net[1] or ():
-            if isinstance(addr, dict) and addr.get('addr'):
-                candidates.append(addr)
-    for pick in (lambda a: a.get('OS-EXT-IPS:type') != 'floating' and
-                 a.get('version') == 4,
-                 lambda a: a.get('OS-EXT-IPS:type') != 'floating',
-                 lambda a: True):
-        for addr in candidates:
-            if pick(addr):
-                return addr['addr']
-    return None
-
-
 class NovaImageTarget(base.TargetDriver):
     name = 'nova-image'
 
@@ -189,10 +168,7 @@ class NovaImageTarget(base.TargetDriver):
                  'host': admin_server.compute_host,
                  'instance_name': admin_server.instance_name,
                  'driver_info': {}}
-        address = server_address(server)
-        if address:
-            # where a driver that logs in (ssh) reaches the guest
-            guest['address'] = address
+
         require_quiesce = _bool(props.get('os_require_quiesce'))
         info = {
             'server_id': server_id,
