@@ -115,14 +115,18 @@ class AgentAPI:
                     time.sleep(min(1.0, max(0.0, end - time.monotonic())))
                     continue
                 if isinstance(e, messaging.MessagingTimeout):
-                    raise exception.GuestAgentTimeout(
+                    err = exception.GuestAgentTimeout(
                         guest=label, command='%s (consnap agent)' % method,
                         timeout=round(timeout, 1))
-                LOG.error('consnap-agent of host %s: %s failed: %s', host,
-                          method, e)
-                raise exception.GuestAgentUnreachable(
-                    guest=label, reason='the consnap agent of its compute '
-                                        'host is unreachable')
+                else:
+                    LOG.error('consnap-agent of host %s: %s failed: %s',
+                              host, method, e)
+                    err = exception.GuestAgentUnreachable(
+                        guest=label, reason='the consnap agent of its '
+                                            'compute host is unreachable')
+                # the message bus, not the guest: the caller may send again
+                err.transport = transport
+                raise err
         reply = unwrap(reply, label)
         return reply
 

@@ -15,6 +15,8 @@ from consnap.drivers.freeze import base
 
 # Seconds added to an agent call's own bound to cover the round trip
 _RPC_SLACK = 10.0
+# one attempt of a freeze (the guest's own freeze bound is 20 s)
+_FREEZE_ATTEMPT = 25.0
 
 
 class RemoteFreezeDriver(base.FreezeDriver):
@@ -35,20 +37,33 @@ class RemoteFreezeDriver(base.FreezeDriver):
 
     def freeze(self, guest, mountpoints, deadline, token=None,
                snapshot_id=None, member_id=None):
-        seconds = deadline - time.time()
-        if seconds <= 0:
-            raise exception.FreezeFailed(
-                guest=base.guest_label(guest),
-                reason='the freeze deadline has already passed')
         if not token:
             raise exception.FreezeFailed(guest=base.guest_label(guest),
                                          reason='a freeze needs a token')
-        return self.api.call(guest, 'freeze',
-                             _timeout=self._timeout(seconds),
-                             driver=self.name, guest=guest,
-                             mountpoints=list(mountpoints), seconds=seconds,
-                             token=token, snapshot_id=snapshot_id,
-                             member_id=member_id)
+        while True:
+            # the seconds left, counted again for every attempt: the agent
+            # counts them from the arrival of the call
+            seconds = deadline - time.time()
+            if seconds <= 0:
+                raise exception.FreezeFailed(
+                    guest=base.guest_label(guest),
+                    reason='the freeze deadline has already passed')
+            try:
+                return self.api.call(
+                    guest, 'freeze',
+                    _timeout=min(seconds, _FREEZE_ATTEMPT) + _RPC_SLACK,
+                    driver=self.name, guest=guest,
+                    mountpoints=list(mountpoints), seconds=seconds,
+                    token=token, snapshot_id=snapshot_id,
+                    member_id=member_id)
+            except (exception.GuestAgentTimeout,
+                    exception.GuestAgentUnreachable) as e:
+                # lost with the message bus (a restart): the same token
+                # again (the agent answers with the freeze it made, if the
+                # first call arrived after all)
+                if not getattr(e, 'transport', False) or \
+                        deadline - time.time() <= 1.0:
+                    raise
 
     def thaw(self, guest, mountpoints=None, token=None, by='flow'):
         if not token:
