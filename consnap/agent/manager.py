@@ -483,6 +483,13 @@ class AgentManager:
                 raise exception.GuestAgentTimeout(
                     guest=label, command='guest-fsfreeze-freeze-list',
                     timeout=round(f.seconds, 1))
+            done = self._done.get(token)
+            if done is not None and done.get('thawed_by') not in (
+                    None, 'never-frozen'):
+                # the same call sent again after its freeze had already
+                # ended (its deadline passed while the answer was lost)
+                raise exception.FrozenTooLong(guest=label,
+                                              seconds=float(seconds))
             if token in self._by_token or token in self._done:
                 raise exception.FreezeFailed(
                     guest=label, reason='freeze token already used')
