@@ -257,32 +257,33 @@ def arm_capture(record):
         return False
 
 
-def capture_seen(record):
-    """The agent's capture evidence of ``record``'s freeze, or None."""
-    driver = loader.get_freeze_driver(record['driver'])
-    try:
-        state = driver.freeze_state(record['guest'], freeze_token(record))
-    except Exception as e:
-        LOG.warning('Could not ask the agent about freeze record %s: %s',
-                    record['id'], e)
-        return None
-    return state.get('capture')
-
-
-def freeze_live(record):
-    """True only when the agent confirms the freeze of ``record`` is live
-    now (a local driver cannot tell: None)."""
+def _agent_state(record):
+    """The agent's view of ``record``'s freeze (None: no remote driver, or
+    the agent could not be asked)."""
     if not record.get('driver'):
         return None
     driver = loader.get_freeze_driver(record['driver'])
     if not is_remote(driver):
         return None
     try:
-        state = driver.freeze_state(record['guest'], freeze_token(record))
+        return driver.freeze_state(record['guest'], freeze_token(record))
     except Exception as e:
         LOG.warning('Could not ask the agent about freeze record %s: %s',
                     record['id'], e)
-        return False
+        return {}
+
+
+def capture_seen(record):
+    """The agent's capture evidence of ``record``'s freeze, or None."""
+    return (_agent_state(record) or {}).get('capture')
+
+
+def freeze_live(record):
+    """True only when the agent confirms the freeze of ``record`` is live
+    now (False when it cannot; a local driver cannot tell: None)."""
+    state = _agent_state(record)
+    if state is None:
+        return None
     if state.get('state') == 'frozen' and not state.get('thawed_by'):
         return True
     # thawed by the agent because the capture was seen: the freeze lasted

@@ -256,27 +256,34 @@ def _after_outage(dep, sid, server, fault_row, fault, outage, thawed_after,
     assert again == 'available', again
 
 
-@pytest.mark.soak
-@pytest.mark.faults
-def test_database_stopped_60s_while_frozen(mariadb, deployment_factory,
-                                           fault_row):
-    db_url = mariadb.create('consnap_ft')
-    dep = deployment_factory(database={'connection': db_url})
+def _outage_while_frozen(dep, peer, seconds, what, fault, fault_row):
+    """Freeze a guest (deadline 5 s), stop ``peer`` for ``seconds``: the
+    guest thaws by its deadline meanwhile; then ``_after_outage``."""
     dep.start('api', 'api')
     dep.start('conductor', 'conductor-1')
     sid, server, disk = _frozen_request(dep, 5, 3)
     frozen = time.monotonic()
-    mariadb.stop()
+    peer.stop()
     stopped = time.monotonic()
     services.wait_for(lambda: not disk.is_frozen(), 30,
-                      what='the guest to thaw with the database down')
+                      what='the guest to thaw with %s down' % what)
     thawed_after = time.monotonic() - frozen
-    time.sleep(max(0.0, 60 - (time.monotonic() - stopped)))  # the outage
-    mariadb.start()
+    time.sleep(max(0.0, seconds - (time.monotonic() - stopped)))  # outage
+    peer.start()
     outage = time.monotonic() - stopped
-    _after_outage(dep, sid, server, fault_row,
-                  'MariaDB stopped 60 s while a guest is frozen', outage,
-                  thawed_after, 5)
+    _after_outage(dep, sid, server, fault_row, fault, outage, thawed_after,
+                  5)
+
+
+@pytest.mark.soak
+@pytest.mark.faults
+def test_database_stopped_60s_while_frozen(mariadb, deployment_factory,
+                                           fault_row):
+    dep = deployment_factory(
+        database={'connection': mariadb.create('consnap_ft')})
+    _outage_while_frozen(dep, mariadb, 60, 'the database',
+                         'MariaDB stopped 60 s while a guest is frozen',
+                         fault_row)
 
 
 @pytest.mark.soak
@@ -284,18 +291,6 @@ def test_database_stopped_60s_while_frozen(mariadb, deployment_factory,
 def test_rabbitmq_stopped_while_frozen(rabbit, deployment_factory,
                                        fault_row):
     dep = deployment_factory(DEFAULT={'transport_url': rabbit.url})
-    dep.start('api', 'api')
-    dep.start('conductor', 'conductor-1')
-    sid, server, disk = _frozen_request(dep, 5, 3)
-    frozen = time.monotonic()
-    rabbit.stop()
-    stopped = time.monotonic()
-    services.wait_for(lambda: not disk.is_frozen(), 30,
-                      what='the guest to thaw with the broker down')
-    thawed_after = time.monotonic() - frozen
-    time.sleep(max(0.0, 30 - (time.monotonic() - stopped)))  # the outage
-    rabbit.start()
-    outage = time.monotonic() - stopped
-    _after_outage(dep, sid, server, fault_row,
-                  'RabbitMQ stopped 30 s while a guest is frozen', outage,
-                  thawed_after, 5)
+    _outage_while_frozen(dep, rabbit, 30, 'the broker',
+                         'RabbitMQ stopped 30 s while a guest is frozen',
+                         fault_row)
