@@ -484,8 +484,7 @@ class AgentManager:
                     guest=label, command='guest-fsfreeze-freeze-list',
                     timeout=round(f.seconds, 1))
             done = self._done.get(token)
-            if done is not None and done.get('thawed_by') not in (
-                    None, 'never-frozen'):
+            if done is not None and done.get('thawed_by') == 'deadline':
                 # the same call sent again after its freeze had already
                 # ended (its deadline passed while the answer was lost)
                 raise exception.FrozenTooLong(guest=label,

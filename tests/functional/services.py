@@ -112,6 +112,25 @@ class Process(object):
             return ''
 
 
+def stop_all(procs, timeout=30):
+    """SIGTERM every process of ``procs`` at once, then wait for each (a
+    graceful stop takes a few seconds; one after another they add up)."""
+    procs = [p for p in procs if p is not None]
+    for proc in procs:
+        if proc.alive():
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        proc.kill()         # SIGKILL to whatever is left; closes the log
+
+
 def start(name, command, config_file, log_dir, env=None):
     return Process(name, [os.path.join(BIN, command), '--config-file',
                           config_file],

@@ -238,8 +238,7 @@ def _make_deployment(loop_guests, tmp_path, extra_sections, keystone=False):
 
         def close(self):
             loop_guests.thaw_all()
-            for proc in procs:
-                proc.stop()
+            services.stop_all(procs)
             drop()
             shutil.rmtree(journal_root, ignore_errors=True)
 

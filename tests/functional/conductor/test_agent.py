@@ -56,8 +56,7 @@ def agent_factory(loop_guests, tmp_path):
     yield Agent()
     # thaw first, whatever the test did
     loop_guests.thaw_all()
-    for proc in procs:
-        proc.stop()
+    services.stop_all(procs)
 
 
 def _guest(loop_guests):
@@ -233,5 +232,4 @@ def test_consnap_all_killed_while_frozen(loop_guests, tmp_path):
               % (thawed_after, events))
     finally:
         loop_guests.thaw_all()
-        for proc in procs:
-            proc.stop()
+        services.stop_all(procs)

@@ -11,6 +11,8 @@ import concurrent.futures
 import os
 import uuid
 
+import pytest
+
 from tests.functional.drivers import peers
 from tests.functional import services
 from tests import loopfs
@@ -87,10 +89,13 @@ def test_server_and_its_volume_in_one_request_freeze_once(
     assert not _dishonest(dep, snap)
 
 
-def test_two_requests_race_for_one_guest(deployment_factory):
-    """20 rounds of a request on X and one on V posted at once: never two
+@pytest.mark.parametrize('rounds_n', [
+    4, pytest.param(25, marks=pytest.mark.soak)])
+def test_two_requests_race_for_one_guest(deployment_factory, rounds_n):
+    """Rounds of a request on X and one on V posted at once: never two
     freezes of X's guest at a time (the loser ends ``error``, busy), and
-    no level recorded above the truth of its image."""
+    no level recorded above the truth of its image.  A few rounds in the
+    suite; many in the soak (tools/soak.sh)."""
     dep = deployment_factory(conductor={'max_in_flight_per_project': 10})
     dep.start('api', 'api')
     dep.start('conductor', 'conductor-1')
@@ -100,7 +105,7 @@ def test_two_requests_race_for_one_guest(deployment_factory):
     rounds = []
     try:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            for _ in range(20):
+            for _ in range(rounds_n):
                 ids = list(pool.map(lambda body: _post(dep, body), [
                     {'servers': [{'id': server}]},
                     {'volumes': [{'id': volume}]}]))

@@ -58,6 +58,7 @@ def _post_all(dep, servers, timeout=60):
         return list(pool.map(one, servers))
 
 
+@pytest.mark.soak
 @pytest.mark.faults
 def test_rabbitmq_restarted_during_burst(rabbit, deployment_factory,
                                          fault_row):

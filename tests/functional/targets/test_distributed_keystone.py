@@ -74,8 +74,7 @@ def deployment(cloud, tmp_path):
             assert proc.alive(), proc.tail()
         yield url, procs
     finally:
-        for proc in procs:
-            proc.stop()
+        services.stop_all(procs)
         drop()
 
 

@@ -142,6 +142,25 @@ def test_one_freeze_per_guest_and_thaw_by_token_only(agent):
     assert not driver.frozen
 
 
+def test_a_resent_freeze_says_how_its_freeze_ended(agent):
+    make, driver = agent
+    mgr = make()
+    # thawed by the flow: the token is spent, and nothing claims a deadline
+    _freeze(mgr, 'A')
+    assert mgr.thaw(None, token='A')['result']['thawed_by'] == 'flow'
+    with pytest.raises(exception.FreezeFailed) as e:
+        _freeze(mgr, 'A')
+    assert not isinstance(e.value, exception.FrozenTooLong)
+    # thawed by its deadline while the answer was lost: the re-sent call
+    # learns the freeze ran out, and nothing is frozen again
+    _freeze(mgr, 'B', seconds=0.2)
+    assert _wait(lambda: _state(mgr, 'B')['state'] == 'thawed')
+    calls = driver.calls.count('freeze')
+    with pytest.raises(exception.FrozenTooLong):
+        _freeze(mgr, 'B', seconds=0.2)
+    assert driver.calls.count('freeze') == calls and not driver.frozen
+
+
 def test_the_deadline_thaws_a_freeze_still_in_its_call(agent):
     make, driver = agent
     mgr = make()
