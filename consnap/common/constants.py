@@ -34,6 +34,7 @@ CONSISTENCY_LEVELS = (CONSISTENCY_CRASH, CONSISTENCY_FILESYSTEM,
 EV_ACCEPTED = 'accepted'
 EV_CLAIMED = 'claimed'
 EV_PREFLIGHT_DONE = 'preflight-done'
+EV_WAITING_FOR_GUEST = 'waiting-for-guest'
 EV_HOOK = 'hook'
 EV_FREEZE_RECORDED = 'freeze-recorded'
 EV_FROZEN = 'frozen'

@@ -30,6 +30,13 @@ opts = [
     cfg.IntOpt('rpc_cast_retries', default=2, min=0,
                help='Reconnection attempts of a cast before the API gives '
                     'up and leaves the request to the pending recovery.'),
+    cfg.IntOpt('guest_busy_wait_seconds', default=300, min=0,
+               help='How long a request waits, at preflight, for a guest '
+                    'that another consnap request holds (a server, or the '
+                    'server a volume is attached to) before it ends error, '
+                    'busy.  One freeze per guest: the requests take their '
+                    'turns.  The wait holds one of the conductor\'s flows '
+                    '(max_concurrent_flows); 0 fails at once.'),
     cfg.IntOpt('max_in_flight_per_project', default=10, min=1,
                help='Snapshot requests one project may have in flight.'),
 ]

@@ -143,4 +143,35 @@ class Preflight(base.ConsnapTask):
                     first['mountpoints'].append(mp)
             entry['freeze_with'] = first['id']
         if by_guest:
-            self.db.lock_guests(snapshot_id, list(by_guest))
+            self._lock_guests(snapshot_id, by_guest)
+
+    def _lock_guests(self, snapshot_id, by_guest):
+        """Take every guest's lock at once, or none (no hold-and-wait, so
+        two requests waiting for each other's guests cannot deadlock).
+        While another request holds one, wait for it, bounded by
+        ``[conductor]guest_busy_wait_seconds`` and woken by a cancel; then
+        GuestBusy naming this request's own members only."""
+        waiting = []
+
+        def locked():
+            try:
+                self.db.lock_guests(snapshot_id, list(by_guest))
+                return True
+            except exception.GuestBusy:
+                if not waiting:
+                    waiting.append(True)
+                    self.db.add_event(
+                        snapshot_id, constants.EV_WAITING_FOR_GUEST,
+                        detail={'members': sorted(
+                            m['resource_id'] for m in by_guest.values()),
+                            'max_wait_seconds':
+                                CONF.conductor.guest_busy_wait_seconds})
+                return False
+        names = ', '.join(sorted(m['resource_id'] for m in by_guest.values()))
+        self.wait_until(
+            snapshot_id, locked, CONF.conductor.guest_busy_wait_seconds,
+            interval=1,
+            what=exception.GuestBusy(
+                guest=names,
+                reason='another consnap request, still after %d s' %
+                CONF.conductor.guest_busy_wait_seconds))

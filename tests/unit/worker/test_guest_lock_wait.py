@@ -1,0 +1,114 @@
+"""Preflight's guest lock: a request whose guest another request holds
+waits its turn (bounded, woken by a cancel), against the real database
+(sqlite).  The race through running services is
+tests/functional/conductor/test_guest_lock.py."""
+
+import threading
+import uuid
+
+import pytest
+
+from consnap.common import constants
+from consnap.common import exception
+from consnap.db import api as dbapi
+from consnap.worker.tasks import base
+from consnap.worker.tasks import preflight_tasks
+
+PROJECT = 'p-guest-lock'
+GUEST = {'server_id': 'srv-shared', 'instance_name': 'instance-1'}
+
+
+def _request(db, resource_id):
+    return db.create_snapshot(
+        {'project_id': PROJECT, 'user_id': 'u1',
+         'auth': {'project_id': PROJECT, 'user_id': 'u1'}},
+        [{'type': 'volume', 'resource_id': resource_id}])['id']
+
+
+def _planned(resource_id):
+    return [{'id': str(uuid.uuid4()), 'position': 0, 'resource_id':
+             resource_id, 'freeze_driver': 'qga', 'guest': dict(GUEST),
+             'mountpoints': ['/data']}]
+
+
+def _end(db, snapshot_id):
+    db.update_snapshot(snapshot_id, {'status': constants.ERROR})
+
+
+@pytest.fixture
+def db(migrated_db):
+    return dbapi.get_instance()
+
+
+def test_the_later_request_waits_its_turn(db, config):
+    config('guest_busy_wait_seconds', 30, 'conductor')
+    first = _request(db, 'vol-' + uuid.uuid4().hex)
+    second = _request(db, 'vol-' + uuid.uuid4().hex)
+    preflight_tasks.Preflight()._one_freeze_per_guest(first, _planned('a'))
+    done = []
+    waiter = threading.Thread(target=lambda: done.append(
+        preflight_tasks.Preflight()._one_freeze_per_guest(
+            second, _planned('vol-2'))))
+    waiter.start()
+    try:
+        # it waits, and says so, naming only its own member
+        events = []
+        for _ in range(100):
+            events = [e for e in db.get_snapshot(
+                second, with_events=True)['events']
+                if e['event'] == constants.EV_WAITING_FOR_GUEST]
+            if events:
+                break
+            waiter.join(0.05)
+        assert events and events[0]['detail']['members'] == ['vol-2']
+        assert waiter.is_alive() and not done
+    finally:
+        _end(db, first)             # the holder ends: its locks go
+    waiter.join(10)
+    assert not waiter.is_alive() and done == [None]
+    # the second now holds the guest
+    with pytest.raises(exception.GuestBusy):
+        db.lock_guests(first, ['server_id:srv-shared'])
+    _end(db, second)
+
+
+def test_no_wait_fails_busy_naming_own_members_only(db, config):
+    config('guest_busy_wait_seconds', 0, 'conductor')
+    first = _request(db, 'vol-' + uuid.uuid4().hex)
+    second = _request(db, 'vol-' + uuid.uuid4().hex)
+    preflight_tasks.Preflight()._one_freeze_per_guest(first, _planned('a'))
+    try:
+        with pytest.raises(exception.GuestBusy) as e:
+            preflight_tasks.Preflight()._one_freeze_per_guest(
+                second, _planned('vol-2'))
+        assert 'vol-2' in str(e.value) and first not in str(e.value)
+    finally:
+        _end(db, first)
+        _end(db, second)
+
+
+def test_a_cancel_wakes_the_wait(db, config):
+    config('guest_busy_wait_seconds', 300, 'conductor')
+    first = _request(db, 'vol-' + uuid.uuid4().hex)
+    second = _request(db, 'vol-' + uuid.uuid4().hex)
+    preflight_tasks.Preflight()._one_freeze_per_guest(first, _planned('a'))
+    errors = []
+
+    def wait():
+        try:
+            preflight_tasks.Preflight()._one_freeze_per_guest(
+                second, _planned('vol-2'))
+        except exception.ConsnapException as e:
+            errors.append(e)
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    try:
+        base.cancel_event(second).set()
+        waiter.join(10)
+        assert not waiter.is_alive()
+        assert isinstance(errors[0], exception.Cancelled), errors
+    finally:
+        base.cancel_event(second).set()
+        waiter.join(10)
+        _end(db, first)
+        _end(db, second)
