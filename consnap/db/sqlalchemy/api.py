@@ -236,9 +236,15 @@ class Connection(api.Connection):
                 # Resource locks first, in a stable order: racers for the
                 # same server fail fast as busy (409) without contending
                 # for the project's in-flight slots, and never deadlock.
+                # Within the project only: nothing is checked against the
+                # cloud yet, so a resource id another project names is just
+                # a string to it (its request fails at preflight, as for a
+                # missing one); the guests are locked across projects at
+                # preflight, once the user's own authority found them.
                 for resource_id in sorted({m['resource_id']
                                            for m in members}):
-                    self._lock_resource(session, resource_id, snap_id, now)
+                    self._lock_resource(session, project_id, resource_id,
+                                        snap_id, now)
                 self._take_in_flight_slot(session, project_id, snap_id,
                                           in_flight, limit, now)
                 session.add(models.SnapshotEvent(
@@ -291,15 +297,25 @@ class Connection(api.Connection):
             raise db_exc.RetryRequest(exception.QuotaExceeded(
                 project=project_id, count=limit, limit=limit))
 
-    def _lock_resource(self, session, resource_id, snap_id, now):
+    @staticmethod
+    def resource_lock_id(project_id, resource_id):
+        """A project's lock on a resource id: never another project's, so
+        a busy answer names only the caller's own requests and no project
+        can hold (or probe) another's server or volume."""
+        return 'res:%s' % hashlib.sha1(('%s\0%s' % (
+            project_id, resource_id)).encode('utf-8')).hexdigest()
+
+    def _lock_resource(self, session, project_id, resource_id, snap_id,
+                       now):
+        lock_id = self.resource_lock_id(project_id, resource_id)
         holder = session.execute(
             sa.select(models.ResourceLock).where(
-                models.ResourceLock.resource_id == resource_id)
+                models.ResourceLock.resource_id == lock_id)
         ).scalar_one_or_none()
         if holder is not None:
             raise exception.ServerBusy(server=resource_id,
                                        snapshot=holder.snapshot_id)
-        session.add(models.ResourceLock(resource_id=resource_id,
+        session.add(models.ResourceLock(resource_id=lock_id,
                                         snapshot_id=snap_id, created_at=now))
         try:
             session.flush()

@@ -106,7 +106,9 @@ class SnapshotEvent(Base):
 
 
 class ResourceLock(Base):
-    """One in-flight request per server or volume (unique resource_id)."""
+    """One in-flight request per server or volume within a project (the
+    lock id hashes project and resource id), a guest across projects
+    (preflight), and the project's in-flight slots."""
 
     __tablename__ = 'resource_locks'
 

@@ -1,6 +1,7 @@
 """/v1/snapshots: create, list, show, delete, end to end on sqlite."""
 
 from urllib import parse as urlparse
+import uuid
 
 from consnap.common import constants
 from tests.unit.api import base
@@ -134,6 +135,29 @@ class TestCreate(base.APITestCase):
         response = self.post(base.body(servers=(base.SERVER2, base.SERVER1)),
                              status=409)
         self.assertFault(response, 409, contains=base.SERVER1)
+
+    def test_busy_names_only_the_callers_own_requests(self):
+        mine = self.create()
+        # another project naming the same id learns nothing and holds
+        # nothing: accepted as for any id it names (its preflight, with its
+        # own authority, then finds no such server), like a missing one
+        theirs = self.post(base.body(servers=(base.SERVER1,)),
+                           hdrs=OTHER_MEMBER).json['snapshot']
+        missing = self.post(base.body(servers=(str(uuid.uuid4()),)),
+                            hdrs=OTHER_MEMBER).json['snapshot']
+        self.assertEqual(theirs['status'], missing['status'])
+        self.assertNotIn(mine['id'], str(theirs))
+        again = self.post(base.body(servers=(base.SERVER1,)),
+                          hdrs=OTHER_MEMBER, status=409)
+        self.assertFault(again, 409, contains=theirs['id'])
+        self.assertNotIn(mine['id'], again.text)
+        # and the owner's own busy answer names its own request only
+        own = self.post(base.body(servers=(base.SERVER1,)), status=409)
+        self.assertFault(own, 409, contains=mine['id'])
+        self.assertNotIn(theirs['id'], own.text)
+        # the other project's requests ending frees nothing of the owner's
+        self.set_status(theirs['id'], constants.ERROR)
+        self.post(base.body(servers=(base.SERVER1,)), status=409)
 
     def test_quota_exceeded(self):
         self.config.config(max_in_flight_per_project=1, group='conductor')
