@@ -34,6 +34,7 @@ import oslo_messaging as messaging
 from consnap.agent import journal as journal_mod
 from consnap.common import exception
 from consnap.drivers.freeze import base as freeze_base
+from consnap.drivers.freeze.transport import base as transport_base
 from consnap.drivers import loader
 from consnap.drivers.targets import _libvirt_events
 
@@ -76,6 +77,7 @@ class Freeze:
         self.state = FREEZING
         self.freezing = True
         self.frozen_at = None
+        self.frozen = None           # what the driver reported frozen
         self.frozen_mono = None
         self.thaw_sent_mono = None
         self.thawed_at = None
@@ -111,7 +113,10 @@ class Freeze:
         f.armed_at = entry.get('armed_at') or f.armed_at
         f.frozen_at = entry.get('frozen_at')
         f.freezing = False
-        f.state = FROZEN
+        # a freeze of a previous life of the agent: being thawed at start,
+        # never reported live nor answered as live to a freeze sent again
+        f.state = THAWING
+        f.thawed_by = 'agent-restart'
         return f
 
     def summary(self):
@@ -298,7 +303,6 @@ class AgentManager:
         with f.lock:
             if f.state == THAWED:
                 return f.summary()
-            driver = self._driver(f.driver)
             if f.thawed_by is None:
                 f.thawed_by = by
             # from now on the freeze is not proven live, even if the thaw
@@ -306,6 +310,9 @@ class AgentManager:
             f.state = THAWING
             f.thaw_sent_mono = time.monotonic()
             try:
+                # inside the retried part: a driver that cannot load now
+                # is tried again, never left frozen without a retry
+                driver = self._driver(f.driver)
                 result = driver.thaw(f.guest, f.mountpoints)
                 thawed_mono = time.monotonic()
                 thawed_at = result.get('thawed_at') or time.time()
@@ -319,7 +326,7 @@ class AgentManager:
                     raise exception.ThawFailed(
                         guest=f.label, reason='the guest still reports its '
                                               'filesystems frozen')
-            except exception.GuestError as e:
+            except exception.ConsnapException as e:
                 f.thaw_error = str(e)
                 LOG.error('Thaw of %s (freeze %s, by %s) failed: %s; '
                           'retrying', f.label, f.token, by, e)
@@ -378,11 +385,11 @@ class AgentManager:
                  self.conf.qga.transport) != 'libvirt' or \
                 not _libvirt_events.available():
             return None
-        values = {k: v for k, v in guest.items() if isinstance(v, str)}
         try:
-            uri = info.get('libvirt_uri') or \
-                self.conf.qga.libvirt_uri_template.format(**values)
-        except (KeyError, IndexError):
+            uri = info.get('libvirt_uri') or transport_base.render_template(
+                self.conf.qga.libvirt_uri_template, guest,
+                '[qga]libvirt_uri_template')
+        except ValueError:
             return None
         if not _libvirt_events.watch(uri):
             return None
@@ -451,6 +458,24 @@ class AgentManager:
         return self._driver(driver).execute(guest, argv, command_timeout,
                                             stdin=stdin)
 
+    def _shorten(self, f, seconds):
+        """Bring ``f``'s deadline forward to ``seconds`` from now if that
+        is sooner (a freeze call that arrived late carries more seconds
+        than its caller has left; the sooner deadline wins)."""
+        now = time.monotonic()
+        if now + seconds >= f.deadline_mono:
+            return
+        f.deadline_mono = now + seconds
+        old, f.timer = f.timer, threading.Timer(
+            seconds, self._deadline, (f,))
+        f.timer.daemon = True
+        f.timer.name = 'consnap-agent-deadline'
+        f.timer.start()
+        if old is not None:
+            old.cancel()
+        LOG.info('Deadline of freeze %s of %s brought forward to %.1f s '
+                 'from now (the call sent again)', f.token, f.label, seconds)
+
     @_wire
     def freeze(self, context, driver, guest, mountpoints, seconds, token,
                snapshot_id=None, member_id=None):
@@ -473,22 +498,28 @@ class AgentManager:
                 raise exception.GuestAgentUnreachable(
                     guest=label, reason='the consnap agent is stopping')
             same = self._by_token.get(token)
-            if same is not None and same.state == FROZEN:
-                # the same call sent again (its reply was lost): the freeze
-                # it made
-                return {'frozen': same.mountpoints,
-                        'frozen_at': same.frozen_at, 'token': token,
-                        'boot_id': self.boot_id}
-            if same is not None and same.state == FREEZING:
+            ended = same.thawed_by if same is not None else \
+                (self._done.get(token) or {}).get('thawed_by')
+            if ended == 'deadline':
+                # the same call sent again after its freeze had ended at
+                # its deadline (the answer was lost meanwhile)
+                raise exception.FrozenTooLong(guest=label,
+                                              seconds=float(seconds))
+            if same is not None and ended is not None:
+                raise exception.FreezeFailed(
+                    guest=label, reason='this freeze was already ended '
+                                        '(%s)' % ended)
+            if same is not None:
+                # the same call sent again (a reply, or the call, was lost
+                # or late): never a later deadline than the caller's now
+                self._shorten(same, seconds)
+                if same.state == FROZEN:
+                    return {'frozen': same.frozen or same.mountpoints,
+                            'frozen_at': same.frozen_at, 'token': token,
+                            'boot_id': self.boot_id}
                 raise exception.GuestAgentTimeout(
                     guest=label, command='guest-fsfreeze-freeze-list',
                     timeout=round(f.seconds, 1))
-            done = self._done.get(token)
-            if done is not None and done.get('thawed_by') == 'deadline':
-                # the same call sent again after its freeze had already
-                # ended (its deadline passed while the answer was lost)
-                raise exception.FrozenTooLong(guest=label,
-                                              seconds=float(seconds))
             if token in self._by_token or token in self._done:
                 raise exception.FreezeFailed(
                     guest=label, reason='freeze token already used')
@@ -543,6 +574,7 @@ class AgentManager:
             f.freezing = False
             f.frozen_mono = time.monotonic()
             f.frozen_at = result.get('frozen_at') or time.time()
+            f.frozen = list(result.get('frozen', f.mountpoints))
             ended = f.thawed_by
             if ended is None:
                 f.state = FROZEN

@@ -31,8 +31,10 @@ CONF = conf.CONF
 LOG = log.getLogger(__name__)
 
 _MAX_MESSAGE = 4 * 1024 * 1024
-# calls that are never sent twice: a hook command may not be idempotent; a
-# freeze sent again would count its seconds from its late arrival
+# calls this client never sends twice: a hook command may not be
+# idempotent; a freeze is sent again only by RemoteFreezeDriver.freeze, with
+# its seconds counted again (the agent keeps the sooner deadline of a token
+# it already froze)
 _NOT_RETRIED = ('execute', 'freeze')
 # one attempt of a retried call: longer than a guest's own preflight or
 # thaw bound, short enough to send again after a broker restart

@@ -47,8 +47,23 @@ class Checks(upgradecheck.UpgradeCommands):
             return upgradecheck.Result(upgradecheck.Code.FAILURE, str(e))
         return upgradecheck.Result(upgradecheck.Code.SUCCESS)
 
+    def _check_qga_templates(self):
+        from consnap.drivers.freeze.transport import base as transport_base
+        problems = []
+        for option in ('socket_path_template', 'libvirt_uri_template'):
+            try:
+                transport_base.check_template(getattr(CONF.qga, option),
+                                              '[qga]%s' % option)
+            except ValueError as e:
+                problems.append(str(e))
+        if problems:
+            return upgradecheck.Result(upgradecheck.Code.FAILURE,
+                                       '; '.join(problems))
+        return upgradecheck.Result(upgradecheck.Code.SUCCESS)
+
     _upgrade_checks = (
         ('Service user', _check_service_user),
+        ('Guest agent path templates', _check_qga_templates),
         ('Database revision', _check_db),
         ('Freeze cap', _check_freeze_cap),
         ('Policy file JSON to YAML migration',

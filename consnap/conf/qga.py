@@ -16,7 +16,9 @@ opts = [
                     'driver_info["socket_path"].'),
     cfg.StrOpt('libvirt_uri_template', default='qemu:///system',
                help='libvirt URI of the guest\'s compute host (libvirt '
-                    'transport), formatted with the guest dict.  The '
+                    'transport), formatted with the guest dict: '
+                    '{server_id}, {instance_name}, {host} only (values '
+                    'Nova sets; any other placeholder is refused).  The '
                     'consnap-agent runs on that host: the local libvirt.  A '
                     'guest may override it with driver_info["libvirt_uri"].'),
     cfg.FloatOpt('command_timeout', default=10.0, min=0.1,

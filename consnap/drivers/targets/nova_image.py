@@ -43,6 +43,7 @@ from oslo_utils import strutils
 
 from consnap.common import clients
 from consnap.common import exception
+from consnap.drivers.freeze.transport import base as transport_base
 from consnap.drivers.targets import _cinder
 from consnap.drivers.targets import _errors
 from consnap.drivers.targets import _libvirt_events
@@ -203,10 +204,11 @@ class NovaImageTarget(base.TargetDriver):
             return None
         if conf.qga.transport != 'libvirt' or not _libvirt_events.available():
             return None
-        values = {k: v for k, v in guest.items() if isinstance(v, str)}
         try:
-            uri = conf.qga.libvirt_uri_template.format(**values)
-        except (KeyError, IndexError):
+            uri = transport_base.render_template(
+                conf.qga.libvirt_uri_template, guest,
+                '[qga]libvirt_uri_template')
+        except ValueError:
             return None
         if not guest.get('instance_name'):
             return None

@@ -87,12 +87,19 @@ def test_rabbitmq_restarted_during_burst(rabbit, deployment_factory,
             sid, timeout=max(1, deadline - time.monotonic()))
     ended = sorted(s['status'] for s in finals.values())
 
+    posted_before = {b['snapshot']['id'] for _, b in before}
+
     def frozen_through_the_outage(snap):
         # The guests' agents are reached over the broker: a guest frozen
         # when it went away is thawed at its deadline (by its agent or the
-        # watchdog), and its request honestly ends error, FrozenTooLong.
-        return (snap['status'] == 'error' and
-                (snap.get('fault') or {}).get('type') == 'FrozenTooLong')
+        # watchdog), and its request honestly ends error, FrozenTooLong,
+        # with no member above crash.  Only a request posted before the
+        # broker went can have been frozen then.
+        return (snap['id'] in posted_before and
+                snap['status'] == 'error' and
+                (snap.get('fault') or {}).get('type') == 'FrozenTooLong' and
+                all(m['consistency'] in (None, 'crash')
+                    for m in snap['members']))
     bad = {k: (v['status'], v['status_reason'], v.get('fault'),
                [e['event'] for e in v['events']])
            for k, v in finals.items() if v['status'] != 'available' and

@@ -148,9 +148,9 @@ def test_a_resent_freeze_says_how_its_freeze_ended(agent):
     # thawed by the flow: the token is spent, and nothing claims a deadline
     _freeze(mgr, 'A')
     assert mgr.thaw(None, token='A')['result']['thawed_by'] == 'flow'
-    with pytest.raises(exception.FreezeFailed) as e:
+    with pytest.raises(exception.ConsnapException) as e:
         _freeze(mgr, 'A')
-    assert not isinstance(e.value, exception.FrozenTooLong)
+    assert type(e.value) is exception.FreezeFailed, e.value
     # thawed by its deadline while the answer was lost: the re-sent call
     # learns the freeze ran out, and nothing is frozen again
     _freeze(mgr, 'B', seconds=0.2)
@@ -159,6 +159,61 @@ def test_a_resent_freeze_says_how_its_freeze_ended(agent):
     with pytest.raises(exception.FrozenTooLong):
         _freeze(mgr, 'B', seconds=0.2)
     assert driver.calls.count('freeze') == calls and not driver.frozen
+
+
+def test_a_resent_freeze_never_keeps_a_later_deadline(agent):
+    make, driver = agent
+    mgr = make()
+    # the first call arrived late with its full seconds; the caller, having
+    # sent it again, has 0.3 s left: the sooner deadline wins
+    _freeze(mgr, 'A', seconds=30)
+    assert _freeze(mgr, 'A', seconds=0.3)['frozen'] == ['/a']
+    assert _wait(lambda: _state(mgr, 'A')['state'] == 'thawed', timeout=5)
+    assert _state(mgr, 'A')['thawed_by'] == 'deadline'
+    assert not driver.frozen
+    # the other order: the re-sent call made the freeze, the late first
+    # one (more seconds) does not lengthen it
+    _freeze(mgr, 'B', seconds=0.3)
+    _freeze(mgr, 'B', seconds=30)
+    assert _wait(lambda: _state(mgr, 'B')['state'] == 'thawed', timeout=5)
+    assert _state(mgr, 'B')['thawed_by'] == 'deadline'
+
+
+def test_a_resent_freeze_during_its_deadline_thaw_is_too_long(agent):
+    make, driver = agent
+    mgr = make()
+    _freeze(mgr, 'A', seconds=0.2)
+    driver.status_fails = True          # the deadline's thaw stays unconfirmed
+    assert _wait(lambda: _state(mgr, 'A')['state'] == 'thawing')
+    with pytest.raises(exception.FrozenTooLong):
+        _freeze(mgr, 'A', seconds=0.2)
+    driver.status_fails = False
+    assert _wait(lambda: _state(mgr, 'A')['state'] == 'thawed')
+
+
+def test_a_journaled_freeze_is_never_answered_live(agent, monkeypatch):
+    make, driver = agent
+    mgr = make()
+    _freeze(mgr, 'A')
+    mgr.journal._lockfile.close()       # as if the process had died
+    # the next life cannot load the driver at first: the thaw is retried
+    calls = []
+
+    def flaky(name, conf):
+        calls.append(name)
+        if len(calls) == 1:
+            raise exception.FreezeFailed(guest='?', reason='not yet')
+        return driver
+    monkeypatch.setattr(agent_manager.loader, 'get_local_freeze_driver',
+                        flaky)
+    again = make()
+    again.init_host()
+    assert _state(again, 'A')['state'] != 'frozen'
+    with pytest.raises(exception.ConsnapException) as e:
+        _freeze(again, 'A')
+    assert type(e.value) is exception.FreezeFailed, e.value
+    assert _wait(lambda: _state(again, 'A')['state'] == 'thawed')
+    assert not driver.frozen and len(calls) >= 2
 
 
 def test_the_deadline_thaws_a_freeze_still_in_its_call(agent):

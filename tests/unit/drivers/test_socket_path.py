@@ -36,3 +36,34 @@ def test_unsafe_values_refused(config, value):
     with pytest.raises(exception.GuestAgentUnreachable):
         qga_socket.socket_path(dict(GUEST, instance_name=value),
                                consnap_conf.CONF)
+
+
+@pytest.mark.parametrize('template', [
+    'qemu+ssh://{name}/system', 'qemu+ssh://{host.__class__}/system'])
+def test_libvirt_uri_template_refuses_tenant_placeholders(config, template):
+    from consnap.drivers.freeze.transport import libvirt as qga_libvirt
+    config('libvirt_uri_template', template, group='qga')
+    with pytest.raises(exception.GuestAgentUnreachable) as e:
+        qga_libvirt.LibvirtTransport.for_guest(GUEST, consnap_conf.CONF)
+    assert 'may use only' in str(e.value)
+
+
+def test_libvirt_uri_template_refuses_unsafe_values(config):
+    from consnap.drivers.freeze.transport import libvirt as qga_libvirt
+    config('libvirt_uri_template', 'qemu+ssh://{host}/system', group='qga')
+    with pytest.raises(exception.GuestAgentUnreachable) as e:
+        qga_libvirt.LibvirtTransport.for_guest(
+            dict(GUEST, host='evil@other'), consnap_conf.CONF)
+    assert 'not usable' in str(e.value)
+
+
+def test_status_check_fails_on_a_tenant_placeholder(config):
+    from oslo_upgradecheck import upgradecheck
+    from consnap.cmd import status
+    config('libvirt_uri_template', 'qemu+ssh://{name}/system', group='qga')
+    result = status.Checks()._check_qga_templates()
+    assert result.code == upgradecheck.Code.FAILURE
+    assert 'libvirt_uri_template' in result.details
+    config('libvirt_uri_template', 'qemu+ssh://{host}/system', group='qga')
+    assert status.Checks()._check_qga_templates().code == \
+        upgradecheck.Code.SUCCESS

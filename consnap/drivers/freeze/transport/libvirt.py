@@ -69,13 +69,13 @@ class LibvirtTransport(base.QgaTransport):
             raise exception.GuestAgentUnreachable(
                 guest=label, reason='libvirt-python is not installed')
         info = guest.get('driver_info') or {}
-        values = {k: v for k, v in guest.items() if isinstance(v, str)}
         try:
-            uri = info.get('libvirt_uri') or \
-                conf.qga.libvirt_uri_template.format(**values)
-        except (KeyError, IndexError) as e:
-            raise exception.GuestAgentUnreachable(
-                guest=label, reason='libvirt_uri_template needs %s' % e)
+            uri = info.get('libvirt_uri') or base.render_template(
+                conf.qga.libvirt_uri_template, guest,
+                '[qga]libvirt_uri_template')
+        except ValueError as e:
+            raise exception.GuestAgentUnreachable(guest=label,
+                                                  reason=str(e))
         domain = info.get('domain') or guest.get('instance_name')
         if not domain:
             raise exception.GuestAgentUnreachable(

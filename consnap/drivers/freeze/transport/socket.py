@@ -12,8 +12,6 @@ thaw next.  Calls from other processes cannot be preempted: they are bounded
 by their own timeouts.
 """
 
-import re
-import string
 import threading
 import time
 
@@ -50,48 +48,16 @@ def _others(path, conn):
                 if c is not conn and not c.preempts]
 
 
-# Placeholders of [qga]socket_path_template: values Nova sets, never one a
-# tenant controls (a server's name could hold "../").
-TEMPLATE_FIELDS = ('server_id', 'instance_name', 'host')
-_SAFE_VALUE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._:-]*$')
-
-
-def check_template(template):
-    """Raise ValueError unless ``template`` uses only TEMPLATE_FIELDS,
-    plainly (no attribute or index access, no conversion or format)."""
-    for _text, field, spec, conversion in string.Formatter().parse(template):
-        if field is None:
-            continue
-        if field not in TEMPLATE_FIELDS or spec or conversion:
-            raise ValueError(
-                '[qga]socket_path_template may use only %s, not {%s}' % (
-                    ', '.join('{%s}' % f for f in TEMPLATE_FIELDS), field))
-
-
 def socket_path(guest, conf):
     info = guest.get('driver_info') or {}
     if info.get('socket_path'):
         return info['socket_path']
     label = guest.get('name') or guest.get('server_id')
-    template = conf.qga.socket_path_template
     try:
-        check_template(template)
+        return base.render_template(conf.qga.socket_path_template, guest,
+                                    '[qga]socket_path_template')
     except ValueError as e:
         raise exception.GuestAgentUnreachable(guest=label, reason=str(e))
-    values = {}
-    for field in TEMPLATE_FIELDS:
-        value = guest.get(field)
-        if isinstance(value, str):
-            if not _SAFE_VALUE.match(value) or '..' in value:
-                raise exception.GuestAgentUnreachable(
-                    guest=label, reason='%s is not usable in an agent '
-                    'socket path' % field)
-            values[field] = value
-    try:
-        return template.format(**values)
-    except (KeyError, IndexError) as e:
-        raise exception.GuestAgentUnreachable(
-            guest=label, reason='socket_path_template needs %s' % e)
 
 
 class SocketTransport(base.QgaTransport):

@@ -1,7 +1,7 @@
-"""Preflight's guest lock: a request whose guest another request holds
-waits its turn (bounded, woken by a cancel), against the real database
-(sqlite).  The race through running services is
-tests/functional/conductor/test_guest_lock.py."""
+"""Flow tasks against the real database (sqlite): preflight's guest lock
+(a request whose guest another request holds waits its turn, bounded,
+woken by a cancel) and the level a failed request leaves.  The race
+through running services is tests/functional/conductor/test_guest_lock.py."""
 
 import threading
 import uuid
@@ -112,3 +112,26 @@ def test_a_cancel_wakes_the_wait(db, config):
         waiter.join(10)
         _end(db, first)
         _end(db, second)
+
+
+def test_a_failed_request_records_no_level_it_did_not_reach(db, monkeypatch):
+    """The planned level written at preflight is not left on the members
+    of a request that ended error."""
+    from taskflow.types import failure
+    from consnap.worker.tasks import lifecycle_tasks
+    sid = _request(db, 'vol-' + uuid.uuid4().hex)
+    member = db.get_snapshot(sid)['members'][0]
+    db.update_member(member['id'], {'consistency': 'filesystem',
+                                    'consistency_reason': 'planned'})
+    monkeypatch.setattr(lifecycle_tasks.freezer, 'thaw_snapshot',
+                        lambda snapshot_id, thawed_by, owner=None: [])
+    try:
+        raise exception.FrozenTooLong(guest='g', seconds=1.0)
+    except exception.FrozenTooLong:
+        failed = failure.Failure()
+    lifecycle_tasks.SnapshotToErrorOnRevert().revert(
+        sid, flow_failures={'freeze': failed})
+    snap = db.get_snapshot(sid)
+    assert snap['status'] == constants.ERROR
+    assert snap['members'][0]['consistency'] is None
+    assert 'not reached' in snap['members'][0]['consistency_reason']
