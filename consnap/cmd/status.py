@@ -61,8 +61,27 @@ class Checks(upgradecheck.UpgradeCommands):
                                        '; '.join(problems))
         return upgradecheck.Result(upgradecheck.Code.SUCCESS)
 
+    def _check_trust_lifetime(self):
+        """A request's trust must outlive the request."""
+        longest = (CONF.conductor.pending_grace_seconds +
+                   CONF.conductor.guest_busy_wait_seconds +
+                   CONF.freeze.max_freeze_seconds +
+                   CONF.targets.capture_timeout +
+                   CONF.targets.usable_timeout)
+        if CONF.service_user.use_trusts and \
+                CONF.service_user.trust_lifetime < longest + 600:
+            return upgradecheck.Result(
+                upgradecheck.Code.WARNING,
+                '[service_user]trust_lifetime (%d s) is shorter than the '
+                'longest request (%d s, pending grace + guest wait + freeze '
+                '+ capture + usable timeouts) plus 600 s: a slow request '
+                'may lose its authority before it ends' % (
+                    CONF.service_user.trust_lifetime, longest))
+        return upgradecheck.Result(upgradecheck.Code.SUCCESS)
+
     _upgrade_checks = (
         ('Service user', _check_service_user),
+        ('Trust lifetime', _check_trust_lifetime),
         ('Guest agent path templates', _check_qga_templates),
         ('Database revision', _check_db),
         ('Freeze cap', _check_freeze_cap),

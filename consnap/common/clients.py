@@ -47,6 +47,7 @@ from keystoneauth1 import session as ks_session
 from oslo_log import log
 from oslo_utils import timeutils
 
+from consnap.common import constants
 from consnap.common import context as consnap_context
 from consnap.common import exception
 from consnap import conf
@@ -235,9 +236,21 @@ def _trust_body(context, trustee, attempt):
         'project_id': context.project_id,
         'impersonation': True,
         'allow_redelegation': False,
-        'roles': [{'name': r} for r in (context.roles or [])],
+        'roles': [{'name': r} for r in delegated_roles(context)],
         'expires_at': expires.strftime('%Y-%m-%dT%H:%M:%S.%fZ'),
     }}
+
+
+def delegated_roles(context):
+    """The roles a trust delegates: ``[service_user]trust_roles`` the user
+    has, never any other (TrustFailed when none)."""
+    have = set(context.roles or [])
+    roles = [r for r in CONF.service_user.trust_roles if r in have]
+    if not roles:
+        raise TrustFailed(reason='the user has none of the roles consnap '
+                                 'acts with (%s) on the project' % ', '.join(
+                                     CONF.service_user.trust_roles))
+    return roles
 
 
 def delete_trust(trust_id):
@@ -254,6 +267,31 @@ def delete_trust(trust_id):
     except ks_exc.NotFound:
         pass
     LOG.info('Trust %s deleted', trust_id)
+
+
+def release_request_auth(db, snap):
+    """A finished request stops acting for its user: its trust is deleted
+    and no token is kept (a DELETE brings the deleter's own).  Returns
+    True when nothing is left to release; never raises."""
+    auth = dict(snap.get('auth') or {})
+    if not auth.get('trust_id') and not auth.get('token'):
+        return True
+    try:
+        delete_trust(auth.get('trust_id'))
+    except Exception as e:
+        LOG.warning('Could not delete trust %s of snapshot %s: %s; the '
+                    'conductors try again', auth.get('trust_id'),
+                    snap['id'], e)
+        return False
+    auth['trust_id'] = None
+    auth.pop('token', None)
+    try:
+        db.update_snapshot(snap['id'], {'auth': auth},
+                           expected_status=constants.FINISHED_STATUSES)
+    except exception.ConsnapException as e:
+        # a DELETE came meanwhile with its own auth: it keeps it
+        LOG.debug('Auth of snapshot %s not cleared: %s', snap['id'], e)
+    return True
 
 
 def auth_for_request(context):

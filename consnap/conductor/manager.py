@@ -232,11 +232,14 @@ class ConductorManager(object):
                 self._delete_artifacts(snap)
             self.db.destroy_snapshot(snapshot_id)
             LOG.info('Snapshot %s deleted', snapshot_id)
-            try:
-                clients.delete_trust(snap['auth'].get('trust_id'))
-            except Exception as e:
-                LOG.warning('Could not delete the trust of snapshot %s: %s',
-                            snapshot_id, e)
+            auth = snap.get('auth') or {}
+            for trust_id in [auth.get('trust_id')] + list(
+                    auth.get('superseded_trust_ids') or []):
+                try:
+                    clients.delete_trust(trust_id)
+                except Exception as e:
+                    LOG.warning('Could not delete trust %s of snapshot %s: '
+                                '%s', trust_id, snapshot_id, e)
         except Exception as e:
             LOG.exception('Deleting snapshot %s failed', snapshot_id)
             try:
@@ -309,7 +312,18 @@ class ConductorManager(object):
 
         return [wrap(self._heartbeat, group.heartbeat_interval),
                 wrap(self._recover_orphans, group.pending_recovery_interval),
-                wrap(self._sweep_frozen, group.sweeper_interval)]
+                wrap(self._sweep_frozen, group.sweeper_interval),
+                wrap(self._release_finished_auth,
+                     group.pending_recovery_interval)]
+
+    def _release_finished_auth(self):
+        """Trusts (or tokens) of finished requests that their flow could
+        not release (Keystone unreachable, a conductor that died, a request
+        ended by a recovery): deleted here.  Any conductor may: deleting a
+        trust twice is harmless."""
+        for snap in self.db.list_finished_with_auth(
+                CONF.service_user.trust_lifetime):
+            clients.release_request_auth(self.db, snap)
 
     def _heartbeat(self):
         try:

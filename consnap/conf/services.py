@@ -33,11 +33,21 @@ service_user_opts = [
                      'false, the user\'s token is used (with this service '
                      'user\'s token as X-Service-Token) and a request must '
                      'finish before the token expires.'),
-    cfg.IntOpt('trust_lifetime', default=7 * 24 * 3600, min=60,
+    cfg.IntOpt('trust_lifetime', default=4 * 3600, min=60,
                help='Seconds a request\'s trust stays valid (its '
-                    '``expires_at``); bounds how long after the POST the '
-                    'conductor may act for the user, including deleting '
-                    'the request\'s images and snapshots.'),
+                    '``expires_at``): longer than a request can run '
+                    '(pending, [conductor]guest_busy_wait_seconds, the '
+                    'freeze, [targets]capture_timeout and usable_timeout; '
+                    'consnap-status warns when it is not).  The trust is '
+                    'deleted as soon as the request ends; a DELETE brings '
+                    'a trust of its own, deleted when the delete is done.'),
+    cfg.ListOpt('trust_roles', default=['member'],
+                help='Roles a request\'s trust delegates: those of this '
+                     'list the user has on the project, never any other '
+                     '(e.g. never ``admin``).  They must allow what '
+                     'consnap does for the user: read the servers and '
+                     'volumes, create and delete images and volume '
+                     'snapshots.'),
     cfg.StrOpt('region_name', default=None,
                help='Region of the endpoints consnap uses (default: each '
                     'service group\'s region_name, else the catalog\'s '

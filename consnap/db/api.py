@@ -37,6 +37,11 @@ class Connection(object, metaclass=abc.ABCMeta):
         """Mark every other conductor offline (consnap-all at start)."""
 
     @abc.abstractmethod
+    def list_finished_with_auth(self, within_seconds, limit=100):
+        """Finished requests still holding a trust or token (recent ones:
+        an older trust expired by itself)."""
+
+    @abc.abstractmethod
     def lock_guests(self, snapshot_id, guest_keys):
         """One in-flight request per guest, whatever resource named it (a
         volume attached to server X locks X's guest): GuestBusy."""

@@ -530,6 +530,23 @@ class Connection(api.Connection):
                 at=timeutils.utcnow()))
             return True
 
+    def list_finished_with_auth(self, within_seconds, limit=100):
+        """Finished requests (updated within ``within_seconds``: an older
+        trust has expired by itself) still holding a trust or a token."""
+        with _session_for_read() as session:
+            cutoff = _db_now(session) - datetime.timedelta(
+                seconds=within_seconds)
+            rows = session.execute(sa.select(
+                models.Snapshot.id, models.Snapshot.status,
+                models.Snapshot.auth).where(
+                models.Snapshot.status.in_(constants.FINISHED_STATUSES),
+                models.Snapshot.updated_at >= cutoff).order_by(
+                models.Snapshot.updated_at).limit(10 * limit)).all()
+            out = [{'id': r.id, 'status': r.status, 'auth': r.auth or {}}
+                   for r in rows if (r.auth or {}).get('trust_id') or
+                   (r.auth or {}).get('token')]
+            return out[:limit]
+
     def list_orphaned_pending(self, grace_seconds):
         """Pending requests older than the grace, owned by nobody alive."""
         with _session_for_read() as session:

@@ -3,6 +3,7 @@
 from oslo_log import log
 from oslo_utils import timeutils
 
+from consnap.common import clients
 from consnap.common import constants
 from consnap.common import exception
 from consnap.worker import freezer
@@ -23,6 +24,16 @@ def _describe(flow_failures):
                 failure.exception_str,)
         return failure.exception_str, failure.exception_str
     return 'Unknown', 'The snapshot flow failed.'
+
+
+def _release_auth(db, snapshot_id):
+    """The request ended: stop acting for its user (best effort; the
+    conductors' periodic task finishes what fails here)."""
+    try:
+        clients.release_request_auth(db, db.get_snapshot(snapshot_id))
+    except Exception as e:
+        LOG.warning('Releasing the trust of snapshot %s failed: %s',
+                    snapshot_id, e)
 
 
 class SnapshotToErrorOnRevert(base.ConsnapTask):
@@ -76,6 +87,7 @@ class SnapshotToErrorOnRevert(base.ConsnapTask):
             LOG.exception('Could not record the failure of snapshot %s',
                           snapshot_id)
             return
+        _release_auth(self.db, snapshot_id)
         try:
             self.db.add_event(snapshot_id, constants.EV_ERROR
                               if status == constants.ERROR else status,
@@ -111,6 +123,7 @@ class MarkAvailable(base.ConsnapTask):
         self.set_status(snapshot_id, constants.AVAILABLE, consistency=overall,
                         status_reason=None,
                         timeline={'available_at': now.isoformat()})
+        _release_auth(self.db, snapshot_id)
         try:
             self.db.add_event(snapshot_id, constants.EV_AVAILABLE,
                               detail={'consistency': overall}, at=now)

@@ -85,6 +85,8 @@ def test_tenant_snapshot_and_delete_through_keystone(deployment, resources,
     cloudenv.wait_active(tenant_conn, cloud, server)
     sess = localcloud.session_for(cloud, 'member', 'tenant-a')
     headers = {'X-Auth-Token': sess.get_token()}
+    # trusts other tests left (they expire by themselves): not this one's
+    before = {t['id'] for t in _consnap_trusts(cloud)}
     status, body, _ = services.http('POST', url + '/v1/snapshots', {
         'snapshot': {'name': 'dist-ks', 'servers': [{'id': server.id}],
                      'quiesce': {'max_freeze_seconds': 30}}},
@@ -122,6 +124,13 @@ def test_tenant_snapshot_and_delete_through_keystone(deployment, resources,
           'event) to the confirmed thaw, agent clock' %
           thaws[0]['detail'].get('capture_to_thaw_ms'))
 
+    # the request's trust ended with it (deleted from Keystone, not left
+    # to expire; its roles: tests/functional/targets/test_trusts.py)
+    def ours():
+        return [t for t in _consnap_trusts(cloud) if t['id'] not in before]
+    services.wait_for(lambda: not ours(), 30,
+                      what='the trust of the finished request to go')
+
     status, body, _ = services.http('DELETE', url + '/v1/snapshots/' + sid,
                                     headers=headers)
     assert status == 202, body
@@ -133,6 +142,20 @@ def test_tenant_snapshot_and_delete_through_keystone(deployment, resources,
     services.wait_for(
         lambda: tenant_conn.image.find_image(image_id) is None, 60,
         what='the image to be deleted')
+    # the delete's own trust (the deleter's authority) is gone too
+    services.wait_for(lambda: not ours(), 30,
+                      what='the trust of the delete to go')
+
+
+def _consnap_trusts(cloud):
+    """The trusts Keystone holds with consnap's service user as trustee
+    (read as that user: Keystone lets a trustee list its trusts)."""
+    sess = localcloud.session_for(cloud, 'service')
+    trustee = cloud['service_user']['id']
+    resp = sess.get('/OS-TRUST/trusts?trustee_user_id=%s' % trustee,
+                    endpoint_filter={'service_type': 'identity',
+                                     'interface': 'public'})
+    return resp.json()['trusts']
 
 
 def _pids_of(proc):

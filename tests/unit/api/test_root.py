@@ -185,6 +185,57 @@ class TestMiddleware(base.APITestCase):
                              'trust_id'])
 
 
+    def _keystone_app(self, trusts):
+        self.config.config(auth_strategy='keystone')
+        self.useFixture(fixtures.MockPatchObject(
+            api_app.auth_token, 'AuthProtocol',
+            side_effect=lambda app, conf: app))
+        made = iter(trusts)
+        create = self.useFixture(fixtures.MockPatch(
+            'consnap.common.clients.create_trust',
+            side_effect=lambda ctx: next(made))).mock
+        deleted = self.useFixture(fixtures.MockPatch(
+            'consnap.common.clients.delete_trust',
+            side_effect=RuntimeError('keystone down'))).mock
+        app = webtest.TestApp(api_app.setup_app(
+            rpcapi_factory=lambda: self.rpc))
+        return app, create, deleted
+
+    HEADERS = {'X-Project-Id': 'p1', 'X-User-Id': 'u1',
+               'X-Roles': 'member,reader', 'X-Identity-Status': 'Confirmed'}
+
+    def test_delete_acts_with_the_deleters_own_trust(self):
+        app, create, deleted = self._keystone_app(['t-req', 't-del'])
+        snap = app.post_json('/v1/snapshots', base.body(),
+                             headers=self.HEADERS).json['snapshot']
+        self.set_status(snap['id'], 'available')
+        app.delete('/v1/snapshots/%s' % snap['id'], headers=dict(
+            self.HEADERS, **{'X-User-Id': 'u2'}), status=202)
+        self.assertEqual('u2', create.call_args[0][0].user_id)
+        auth = self.dbapi.get_snapshot(snap['id'])['auth']
+        self.assertEqual('t-del', auth['trust_id'])
+        self.assertEqual('u2', auth['user_id'])
+        # the request's own trust, not yet released, goes with the delete
+        self.assertEqual(['t-req'], auth['superseded_trust_ids'])
+
+    def test_a_trust_that_cannot_be_deleted_never_turns_409_into_500(self):
+        app, create, deleted = self._keystone_app(['t-1', 't-2'])
+        app.post_json('/v1/snapshots', base.body(), headers=self.HEADERS)
+        busy = app.post_json('/v1/snapshots', base.body(),
+                             headers=self.HEADERS, status=409)
+        self.assertEqual(409, busy.status_int)
+        self.assertEqual(1, deleted.call_count)     # tried, and logged
+
+    def test_keep_artifacts_delete_makes_no_trust(self):
+        app, create, deleted = self._keystone_app(['t-req'])
+        snap = app.post_json('/v1/snapshots', base.body(),
+                             headers=self.HEADERS).json['snapshot']
+        self.set_status(snap['id'], 'error')
+        app.delete('/v1/snapshots/%s?keep_artifacts=true' % snap['id'],
+                   headers=self.HEADERS, status=202)
+        self.assertEqual(1, create.call_count)
+
+
 class TestFaults(base.APITestCase):
 
     def test_internal_error_hides_details(self):

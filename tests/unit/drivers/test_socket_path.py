@@ -55,15 +55,3 @@ def test_libvirt_uri_template_refuses_unsafe_values(config):
         qga_libvirt.LibvirtTransport.for_guest(
             dict(GUEST, host='evil@other'), consnap_conf.CONF)
     assert 'not usable' in str(e.value)
-
-
-def test_status_check_fails_on_a_tenant_placeholder(config):
-    from oslo_upgradecheck import upgradecheck
-    from consnap.cmd import status
-    config('libvirt_uri_template', 'qemu+ssh://{name}/system', group='qga')
-    result = status.Checks()._check_qga_templates()
-    assert result.code == upgradecheck.Code.FAILURE
-    assert 'libvirt_uri_template' in result.details
-    config('libvirt_uri_template', 'qemu+ssh://{host}/system', group='qga')
-    assert status.Checks()._check_qga_templates().code == \
-        upgradecheck.Code.SUCCESS

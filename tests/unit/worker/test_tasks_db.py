@@ -135,3 +135,50 @@ def test_a_failed_request_records_no_level_it_did_not_reach(db, monkeypatch):
     assert snap['status'] == constants.ERROR
     assert snap['members'][0]['consistency'] is None
     assert 'not reached' in snap['members'][0]['consistency_reason']
+
+
+def test_a_trust_delegates_only_the_roles_consnap_acts_with(config):
+    from consnap.common import clients
+    from consnap.common import context
+    admin = context.RequestContext(user_id='u', project_id='p',
+                                   roles=['admin', 'member', 'reader'])
+    assert clients.delegated_roles(admin) == ['member']
+    reader = context.RequestContext(user_id='u', project_id='p',
+                                    roles=['reader'])
+    with pytest.raises(clients.TrustFailed):
+        clients.delegated_roles(reader)
+    config('trust_roles', ['creator', 'member'], 'service_user')
+    assert clients.delegated_roles(admin) == ['member']
+
+
+def test_finished_requests_release_their_trust(db, monkeypatch):
+    """The flow's end releases the trust; what it could not (Keystone
+    down) the conductors' periodic task releases later."""
+    from consnap.common import clients
+    from consnap.conductor import manager as conductor_manager
+    deleted, down = [], [True]
+
+    def delete_trust(trust_id):
+        if down[0]:
+            raise RuntimeError('keystone down')
+        deleted.append(trust_id)
+    monkeypatch.setattr(clients, 'delete_trust', delete_trust)
+    sid = _request(db, 'vol-' + uuid.uuid4().hex)
+    db.update_snapshot(sid, {'auth': {'project_id': PROJECT,
+                                      'trust_id': 'T1'}})
+    running = _request(db, 'vol-' + uuid.uuid4().hex)
+    db.update_snapshot(running, {'auth': {'project_id': PROJECT,
+                                          'trust_id': 'T2'}})
+    _end(db, sid)
+    # Keystone down: nothing released, the trust still recorded
+    assert not clients.release_request_auth(db, db.get_snapshot(sid))
+    assert db.get_snapshot(sid)['auth']['trust_id'] == 'T1'
+    found = [s['id'] for s in db.list_finished_with_auth(3600)]
+    assert sid in found and running not in found
+    down[0] = False
+    mgr = conductor_manager.ConductorManager(host='c-trusts')
+    mgr._release_finished_auth()
+    assert 'T1' in deleted and 'T2' not in deleted
+    assert db.get_snapshot(sid)['auth']['trust_id'] is None
+    assert sid not in [s['id'] for s in db.list_finished_with_auth(3600)]
+    _end(db, running)

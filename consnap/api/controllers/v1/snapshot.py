@@ -33,6 +33,26 @@ def _auth_for(ctx):
     return clients.auth_for_request(ctx)
 
 
+def _delete_auth(snapshot):
+    """How the conductor deletes the artifacts of ``snapshot``: as the
+    user asking for the delete (a trust of their own, or their token);
+    a trust the request still holds is deleted along with it."""
+    auth = _auth_for(pecan.request.context)
+    old = (snapshot.get('auth') or {}).get('trust_id')
+    if old:
+        auth['superseded_trust_ids'] = [old]
+    return auth
+
+
+def _forget_trust(trust_id):
+    """Delete a trust this API call created and no longer needs; a
+    failure is logged, never the answer (a 409 stays a 409)."""
+    try:
+        clients.delete_trust(trust_id)
+    except Exception as e:
+        LOG.warning('Could not delete trust %s: %s', trust_id, e)
+
+
 def _members(body):
     """Members in request order, canonical ids; 400 on duplicates."""
     members, seen = [], {}
@@ -259,12 +279,12 @@ class SnapshotsController(rest.RestController):
         try:
             snapshot = pecan.request.dbapi.create_snapshot(values, members)
         except Exception:
-            clients.delete_trust(values['auth'].get('trust_id'))
+            _forget_trust(values['auth'].get('trust_id'))
             raise
         existing = snapshot.pop('_existing', False)
         if existing:
             # The stored request keeps its own trust.
-            clients.delete_trust(values['auth'].get('trust_id'))
+            _forget_trust(values['auth'].get('trust_id'))
         if existing and not _same_request(snapshot, members):
             raise exception.Conflict(
                 _('Idempotency key %s was already used for a different '
@@ -326,12 +346,21 @@ class SnapshotsController(rest.RestController):
                     # ownership its flow held, so that whichever conductor
                     # receives the cast (the one that ran the flow
                     # included) claims the delete.
-                    snapshot = dbapi.update_snapshot(
-                        snapshot['id'], {'status': constants.DELETING,
-                                         'keep_artifacts': keep,
-                                         'owner': None,
-                                         'owner_since': None},
-                        expected_status=constants.FINISHED_STATUSES)
+                    values = {'status': constants.DELETING,
+                              'keep_artifacts': keep, 'owner': None,
+                              'owner_since': None}
+                    if not keep:
+                        # the request's own trust ended with it: the
+                        # deleter's authority deletes its artifacts
+                        values['auth'] = _delete_auth(snapshot)
+                    try:
+                        snapshot = dbapi.update_snapshot(
+                            snapshot['id'], values,
+                            expected_status=constants.FINISHED_STATUSES)
+                    except Exception:
+                        _forget_trust((values.get('auth') or {}).get(
+                            'trust_id'))
+                        raise
                     _cast('delete_snapshot', snapshot['id'],
                           keep_artifacts=keep)
                 break
