@@ -41,6 +41,16 @@ def cleanup():
     TRANSPORT = NOTIFICATION_TRANSPORT = NOTIFIER = None
 
 
+def context_on_the_wire(context):
+    """The context a cast carries: who asked, never their token (the
+    conductor acts with the request's stored trust, and the message bus is
+    no place for a bearer token)."""
+    values = context.to_dict()
+    for key in ('auth_token', 'auth_token_info', 'service_token'):
+        values.pop(key, None)
+    return values
+
+
 class RequestContextSerializer(messaging.Serializer):
 
     def __init__(self, base=None):
@@ -57,7 +67,7 @@ class RequestContextSerializer(messaging.Serializer):
         return self._base.deserialize_entity(context, entity)
 
     def serialize_context(self, context):
-        return context.to_dict()
+        return context_on_the_wire(context)
 
     def deserialize_context(self, context):
         return consnap_context.RequestContext.from_dict(context)

@@ -9,6 +9,7 @@ from oslo_log import log
 import oslo_messaging as messaging
 
 from consnap.common import constants
+from consnap.common import context as consnap_context
 from consnap.common import exception
 from consnap.common import rpc
 from consnap import conf
@@ -30,7 +31,9 @@ class _LocalCast(object):
         if manager is None:
             raise exception.ConductorUnavailable(
                 reason='no conductor runs in this process')
-        getattr(manager, method)(context, **kwargs)
+        # what a cast over the bus would carry (no token)
+        getattr(manager, method)(consnap_context.RequestContext.from_dict(
+            rpc.context_on_the_wire(context)), **kwargs)
 
 
 class ConductorAPI(object):
