@@ -10,6 +10,7 @@ GET = PREFIX % 'get'
 GET_ALL = PREFIX % 'get_all'
 GET_ALL_TENANTS = PREFIX % 'get_all_tenants'
 DELETE = PREFIX % 'delete'
+SHOW_INTERNAL = PREFIX % 'show:internal'
 
 rules = [
     policy.DocumentedRuleDefault(
@@ -46,6 +47,23 @@ rules = [
                     'finished one and (unless keep_artifacts) the images '
                     'and volume snapshots it produced.',
         operations=[{'path': '/v1/snapshots/{snapshot_id}',
+                     'method': 'DELETE'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=SHOW_INTERNAL,
+        check_str=base.ADMIN,
+        description='See the infrastructure in a snapshot request: the raw '
+                    'event details (conductor ids, libvirt URIs and domain '
+                    'names, host paths, thaw and cleanup errors) and the '
+                    'exception text of an internal error in fault, '
+                    'status_reason and members[].error.  Everyone else sees '
+                    'the tenant view: an allowlist of event details, '
+                    'consnap\'s own safe messages, and a generic message '
+                    'naming the request for an internal error.',
+        operations=[{'path': '/v1/snapshots/{snapshot_id}', 'method': 'GET'},
+                    {'path': '/v1/snapshots', 'method': 'GET'},
+                    {'path': '/v1/snapshots', 'method': 'POST'},
+                    {'path': '/v1/snapshots/{snapshot_id}',
                      'method': 'DELETE'}],
         scope_types=['project']),
 ]

@@ -291,8 +291,10 @@ class TestShow(base.APITestCase):
             'consistency_reason': 'agent refused',
             'freeze_window_ms': 12.5})
         self.dbapi.update_snapshot(snap['id'], {
-            'status': constants.ERROR, 'status_reason': 'freeze failed',
-            'fault': {'code': 'FreezeFailed', 'message': 'boom'},
+            'status': constants.ERROR,
+            'status_reason': 'Freezing vm1 failed: boom',
+            'fault': {'type': 'FreezeFailed',
+                      'message': 'Freezing vm1 failed: boom'},
             'timeline': {'frozen_at': '2026-01-01T00:00:00',
                          'freeze_window_ms': 12.5}})
         self.dbapi.add_event(snap['id'], constants.EV_ERROR,
@@ -300,8 +302,10 @@ class TestShow(base.APITestCase):
         shown = self.app.get('/v1/snapshots/%s' % snap['id'],
                              headers=READER).json['snapshot']
         self.assertEqual(constants.ERROR, shown['status'])
-        self.assertEqual({'code': 'FreezeFailed', 'message': 'boom'},
+        self.assertEqual({'type': 'FreezeFailed',
+                          'message': 'Freezing vm1 failed: boom'},
                          shown['fault'])
+        self.assertEqual('Freezing vm1 failed: boom', shown['status_reason'])
         self.assertEqual('2026-01-01T00:00:00Z',
                          shown['timeline']['frozen_at'])
         self.assertEqual(12.5, shown['timeline']['freeze_window_ms'])

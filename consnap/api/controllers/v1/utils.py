@@ -2,15 +2,19 @@
 
 import uuid as uuid_lib
 
+from oslo_log import log
 import pecan
 from oslo_utils import strutils
 
+from consnap.api.controllers.v1 import redaction
 from consnap.api.i18n import _
 from consnap.common import exception
 from consnap.common import policy
 from consnap import conf
+from consnap.policies import snapshot as snapshot_policy
 
 CONF = conf.CONF
+LOG = log.getLogger(__name__)
 
 
 def check_policy(rule, target=None):
@@ -116,9 +120,39 @@ def _pick(source, fields):
     return out
 
 
-def snapshot_view(snapshot, with_events=False):
+def sees_internal(snapshot):
+    """Whether the caller may see ``snapshot``'s infrastructure (policy
+    ``consnap:snapshot:show:internal``): hosts, URIs, domains, conductor
+    ids and exception text."""
+    ctx = pecan.request.context
+    target = {'project_id': snapshot['project_id'],
+              'user_id': snapshot.get('user_id')}
+    return bool(policy.authorize(snapshot_policy.SHOW_INTERNAL, target, ctx,
+                                 do_raise=False))
+
+
+def _freeze_records(snapshot):
+    """The request's freeze records (their hosts and domains are scrubbed
+    from the tenant's texts); [] when they cannot be read."""
+    try:
+        return pecan.request.dbapi.list_freeze_records(snapshot['id'])
+    except Exception as e:
+        LOG.warning('Could not read the freeze records of snapshot %s: %s',
+                    snapshot['id'], e)
+        return []
+
+
+def snapshot_view(snapshot, with_events=False, internal=None):
     """The public representation of a snapshot dict (a whitelist: no
-    ``auth``, owner or other internal fields ever leave the API)."""
+    ``auth``, owner or other internal fields ever leave the API).
+
+    :param internal: show the raw events, fault and reasons (hosts, URIs,
+        domains, exception text); None: as the policy
+        ``consnap:snapshot:show:internal`` decides for the caller.  The
+        tenant view goes through ``redaction``.
+    """
+    if internal is None:
+        internal = sees_internal(snapshot)
     view = _pick(snapshot, _SNAPSHOT_FIELDS)
     view['metadata'] = view['metadata'] or {}
     view['quiesce'] = view['quiesce'] or {}
@@ -126,18 +160,34 @@ def snapshot_view(snapshot, with_events=False):
     view['fault'] = view['fault'] or None
     view['timeline'] = _pick(snapshot.get('timeline') or {},
                              _TIMELINE_FIELDS)
+    redactor = None
+    if not internal:
+        redactor = redaction.Redactor(
+            snapshot, _freeze_records(snapshot) if with_events else None)
+        view['fault'] = redactor.fault()
+        view['status_reason'] = redactor.text(view['status_reason'])
     members = []
     for member in snapshot.get('members') or []:
         item = _pick(member, _MEMBER_FIELDS)
         item['mountpoints'] = item['mountpoints'] or []
         item['volume_snapshot_ids'] = item['volume_snapshot_ids'] or []
         item['include_volumes'] = bool(item['include_volumes'])
+        if redactor is not None:
+            item['error'] = redactor.text(item['error'])
+            if item['consistency_reason'] is not None:
+                item['consistency_reason'] = redactor.scrub(
+                    str(item['consistency_reason']))
         members.append(item)
     view['members'] = members
     if with_events:
-        view['events'] = [
-            _pick(e, ('at', 'event', 'member_id', 'detail'))
-            for e in snapshot.get('events') or []]
+        events = []
+        for e in snapshot.get('events') or []:
+            if redactor is not None:
+                e = redactor.event(e)
+                if e is None:
+                    continue
+            events.append(_pick(e, ('at', 'event', 'member_id', 'detail')))
+        view['events'] = events
     url = snapshot_url(snapshot['id'])
     view['links'] = [{'href': url, 'rel': 'self'}]
     return view
