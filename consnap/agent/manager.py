@@ -524,7 +524,9 @@ class AgentManager:
                 raise exception.FreezeFailed(
                     guest=label, reason='freeze token already used')
             other = self._live.get(f.key)
-            if other is not None:
+            # (a freeze whose thaw is confirmed, still being recorded, no
+            # longer holds its guest)
+            if other is not None and other.state != THAWED:
                 raise exception.GuestBusy(
                     guest=label, command='guest-fsfreeze-freeze-list',
                     reason='another consnap request' if other.snapshot_id

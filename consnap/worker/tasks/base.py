@@ -11,6 +11,7 @@ from consnap.common import clients
 from consnap.common import exception
 from consnap import conf
 from consnap.db import api as dbapi
+from consnap.worker import freezer
 
 CONF = conf.CONF
 LOG = log.getLogger(__name__)
@@ -52,6 +53,27 @@ def cancel_event(snapshot_id):
 def forget_cancel_event(snapshot_id):
     with _CANCEL_LOCK:
         _CANCEL_EVENTS.pop(snapshot_id, None)
+
+
+def thaw_on_revert(snapshot_id):
+    """Thaw what the request still holds frozen, from a revert: logs and
+    never raises (a revert that raises stops TaskFlow's remaining
+    reverts, the last line of the thaw among them).  Returns the reasons
+    of the thaws that failed (empty: all thawed)."""
+    try:
+        return freezer.thaw_snapshot(snapshot_id, thawed_by='revert')
+    except Exception as e:
+        LOG.exception('Thaw on revert of snapshot %s failed', snapshot_id)
+        return [str(e)]
+
+
+def event_on_revert(db, snapshot_id, event, **kwargs):
+    """An event written from a revert: logged, never raised (as above)."""
+    try:
+        db.add_event(snapshot_id, event, **kwargs)
+    except Exception as e:
+        LOG.warning('Could not add the %s event of snapshot %s: %s', event,
+                    snapshot_id, e)
 
 
 class ConsnapTask(task.Task):

@@ -86,11 +86,7 @@ class FreezeGuests(base.ConsnapTask):
         return {'deadline': deadline, 'frozen': frozen}
 
     def revert(self, snapshot_id, *args, **kwargs):
-        try:
-            failures = freezer.thaw_snapshot(snapshot_id, thawed_by='revert')
-        except Exception as e:
-            LOG.exception('Thaw on revert of snapshot %s failed', snapshot_id)
-            failures = [str(e)]
+        failures = base.thaw_on_revert(snapshot_id)
         if failures:
             # The watchdog stays armed: at the deadline it tries again
             # (then the sweeper), whatever happens to this flow.
@@ -146,8 +142,9 @@ class RunPreFreezeHooks(base.ConsnapTask):
     def revert(self, snapshot_id, plan, result, *args, **kwargs):
         if not plan or not plan.get('hooks') or not isinstance(result, dict):
             return
+        # thawed first, whatever the hooks do
+        base.thaw_on_revert(snapshot_id)
         try:
-            freezer.thaw_snapshot(snapshot_id, thawed_by='revert')
             hook_runner.run_post(self.db, snapshot_id, plan, result,
                                  reverting=True)
         except Exception:

@@ -6,7 +6,6 @@ from oslo_utils import timeutils
 from consnap.common import clients
 from consnap.common import constants
 from consnap.common import exception
-from consnap.worker import freezer
 from consnap.worker.tasks import base
 from consnap.worker import watchdog
 
@@ -47,13 +46,7 @@ class SnapshotToErrorOnRevert(base.ConsnapTask):
         pass
 
     def revert(self, snapshot_id, *args, **kwargs):
-        try:
-            failures = freezer.thaw_snapshot(
-                snapshot_id, thawed_by='revert',
-                owner=base.owner_of(snapshot_id))
-        except Exception as e:
-            LOG.exception('Thaw on revert of snapshot %s failed', snapshot_id)
-            failures = [str(e)]
+        failures = base.thaw_on_revert(snapshot_id)
         if not failures:
             # Else the watchdog stays armed: it retries at the deadline.
             watchdog.forget(snapshot_id)

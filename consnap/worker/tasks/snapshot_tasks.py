@@ -58,23 +58,24 @@ class RequestSnapshot(MemberTask):
 
     def revert(self, snapshot_id, plan, result, *args, **kwargs):
         # Never hold a guest frozen through the cleanup.
-        try:
-            freezer.thaw_snapshot(snapshot_id, thawed_by='revert')
-        except Exception:
-            LOG.exception('Thaw on revert of %s failed', snapshot_id)
+        base.thaw_on_revert(snapshot_id)
         if isinstance(result, tf_failure.Failure) or not result:
             return
         try:
             ctx = self.user_context(snapshot_id)
             self.target(plan).delete(ctx, result)
-            self.db.add_event(snapshot_id, constants.EV_DELETED_ARTIFACT,
-                              member_id=self.member(plan)['id'],
-                              detail=result)
         except Exception as e:
             LOG.error('Could not delete %s of snapshot %s: %s', result,
                       snapshot_id, e)
-            self.db.add_event(snapshot_id, 'artifact-delete-failed',
-                              detail={'handle': result, 'reason': str(e)})
+            base.event_on_revert(self.db, snapshot_id,
+                                 'artifact-delete-failed',
+                                 detail={'handle': result,
+                                         'reason': str(e)})
+            return
+        base.event_on_revert(self.db, snapshot_id,
+                             constants.EV_DELETED_ARTIFACT,
+                             member_id=self.member(plan)['id'],
+                             detail=result)
 
 
 def member_freeze_record(db, snapshot_id, member_id, plan=None):
@@ -236,10 +237,7 @@ class WaitCaptured(MemberTask):
             'captured_at': captured_at.isoformat()}})
 
     def revert(self, snapshot_id, *args, **kwargs):
-        try:
-            freezer.thaw_snapshot(snapshot_id, thawed_by='revert')
-        except Exception:
-            LOG.exception('Thaw on revert of %s failed', snapshot_id)
+        base.thaw_on_revert(snapshot_id)
 
 
 class WaitUsable(MemberTask):

@@ -486,7 +486,13 @@ def _written_events():
                 fname = getattr(func, 'attr', getattr(func, 'id', None))
                 where = '%s:%d' % (os.path.relpath(path, root), node.lineno)
                 if fname == 'add_event' and len(node.args) >= 2:
-                    resolve(node.args[1], where)
+                    if not (isinstance(node.args[1], ast.Name) and
+                            node.args[1].id == 'event'):
+                        # (a helper passing its argument on is checked
+                        # at its callers, below)
+                        resolve(node.args[1], where)
+                elif fname == 'event_on_revert' and len(node.args) >= 3:
+                    resolve(node.args[2], where)
                 elif fname in ('add_event', 'SnapshotEvent'):
                     for kw in node.keywords:
                         if kw.arg == 'event' and not (

@@ -91,3 +91,22 @@ def test_freeze_ended_early_sees_a_thaw_not_yet_recorded(monkeypatch):
     assert snapshot_tasks.freeze_ended_early(DB(), SID, 'm1')
     monkeypatch.setitem(freezer._THAW_STARTED, record['id'], 'flow')
     assert not snapshot_tasks.freeze_ended_early(DB(), SID, 'm1')
+
+
+def test_a_revert_never_raises_whatever_fails(monkeypatch):
+    """A revert that raises stops TaskFlow's remaining reverts (the last
+    line of the thaw among them): RequestSnapshot's revert with the thaw,
+    the artifact delete and the database all failing still returns."""
+    from consnap.worker.tasks import base as tasks_base
+    from consnap.worker.tasks import snapshot_tasks
+
+    def fails(*args, **kwargs):
+        raise RuntimeError('down')
+    monkeypatch.setattr(tasks_base.freezer, 'thaw_snapshot', fails)
+    task = snapshot_tasks.RequestSnapshot(0, name='request-0')
+    db = type('Db', (), {'add_event': staticmethod(fails)})()
+    monkeypatch.setattr(snapshot_tasks.RequestSnapshot, 'db', db)
+    monkeypatch.setattr(task, 'user_context', fails)
+    plan = {'members': [{'id': 'm1', 'target_driver': 'x'}]}
+    assert task.revert(SID, plan, {'image_id': 'img-1'}) is None
+    assert tasks_base.thaw_on_revert(SID) == ['down']

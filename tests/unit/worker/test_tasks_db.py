@@ -123,7 +123,7 @@ def test_a_failed_request_records_no_level_it_did_not_reach(db, monkeypatch):
     member = db.get_snapshot(sid)['members'][0]
     db.update_member(member['id'], {'consistency': 'filesystem',
                                     'consistency_reason': 'planned'})
-    monkeypatch.setattr(lifecycle_tasks.freezer, 'thaw_snapshot',
+    monkeypatch.setattr(lifecycle_tasks.base.freezer, 'thaw_snapshot',
                         lambda snapshot_id, thawed_by, owner=None: [])
     try:
         raise exception.FrozenTooLong(guest='g', seconds=1.0)
