@@ -181,6 +181,14 @@ def _apply(row, values, merge):
     row.updated_at = timeutils.utcnow()
 
 
+def holds_auth():
+    """SQL: the request's stored auth names a trust or a token (a released
+    auth has ``"trust_id": null`` and no token).  Matched in SQL, so that
+    released requests never crowd out the rest."""
+    text = sa.type_coerce(models.Snapshot.auth, sa.Text)
+    return sa.or_(text.like('%"trust_id": "%'), text.like('%"token": "%'))
+
+
 class Connection(api.Connection):
 
     # -- snapshot requests ---------------------------------------------------
@@ -540,12 +548,12 @@ class Connection(api.Connection):
                 models.Snapshot.id, models.Snapshot.status,
                 models.Snapshot.auth).where(
                 models.Snapshot.status.in_(constants.FINISHED_STATUSES),
-                models.Snapshot.updated_at >= cutoff).order_by(
-                models.Snapshot.updated_at).limit(10 * limit)).all()
-            out = [{'id': r.id, 'status': r.status, 'auth': r.auth or {}}
-                   for r in rows if (r.auth or {}).get('trust_id') or
-                   (r.auth or {}).get('token')]
-            return out[:limit]
+                models.Snapshot.updated_at >= cutoff,
+                holds_auth()).order_by(
+                models.Snapshot.updated_at).limit(limit)).all()
+            return [{'id': r.id, 'status': r.status, 'auth': r.auth or {}}
+                    for r in rows if (r.auth or {}).get('trust_id') or
+                    (r.auth or {}).get('token')]
 
     def list_orphaned_pending(self, grace_seconds):
         """Pending requests older than the grace, owned by nobody alive."""

@@ -99,6 +99,21 @@ class _ModelsSync(test_migrations.ModelsMigrationsSync, testtools.TestCase):
             row = conn.execute(sa.select(
                 models.Snapshot.__table__)).one()
         self.assertEqual(now.microsecond, row.created_at.microsecond)
+        # the query of finished requests still holding a trust or a token
+        # (their stored JSON text) on this backend
+        from consnap.db.sqlalchemy import api as db_api
+        table = models.Snapshot.__table__
+        with self.engine.begin() as conn:
+            for sid, auth in (('t', {'trust_id': 'abc', 'user_id': 'u'}),
+                              ('k', {'trust_id': None, 'token': 'tok'}),
+                              ('n', {'trust_id': None, 'user_id': 'u'}),
+                              ('e', {})):
+                conn.execute(table.insert().values(
+                    id=sid, project_id='p', status='available',
+                    keep_artifacts=False, created_at=now, auth=auth))
+            found = set(conn.execute(sa.select(table.c.id).where(
+                db_api.holds_auth())).scalars())
+        self.assertEqual({'t', 'k'}, found)
 
 
 class TestSqlite(_ModelsSync):
