@@ -108,7 +108,7 @@ def main(argv=None):
             # will read their answer; the freezes are thawed already
             waiter = threading.Thread(target=server.wait, daemon=True)
             waiter.start()
-            waiter.join(5.0)
+            waiter.join(1.0)
             rpc.cleanup()
     return 0
 

@@ -416,19 +416,20 @@ def _sweep_until_thawed(env, sid, t0, settle=15, timeout=60):
 
 
 def test_agent_hangs_in_freeze(env, fault_row, hooked):
-    """The guest's freeze hook sleeps 12 s: qemu-ga does not answer the
-    freeze, then freezes after consnap gave up."""
+    """The guest's freeze hook sleeps 7 s: qemu-ga does not answer the
+    freeze (bounded by the 3 s deadline), then freezes after consnap gave
+    up."""
     sid = hooked
-    cloud_env.set_hook(env.state, sid, 'sleep 12')
+    cloud_env.set_hook(env.state, sid, 'sleep 7')
     t0 = time.monotonic()
     snap = run(create(env.auth(), servers=[sid], include_volumes=False,
-                      max_freeze_seconds=8.0)['id'])
-    secs = _sweep_until_thawed(env, sid, t0, settle=20)
+                      max_freeze_seconds=3.0)['id'])
+    secs = _sweep_until_thawed(env, sid, t0, settle=12)
     reason = snap['status_reason'] or ''
     ok = (snap['status'] == constants.ERROR and secs is not None and
           'did not answer' in reason and not TRACEBACK.search(reason) and
           cloud_env.writer_resumes(env.state, sid))
-    fault_row('qemu-ga hangs in freeze (hook sleeps 12 s)',
+    fault_row('qemu-ga hangs in freeze (hook sleeps 7 s)',
               'error "agent did not answer"; late freeze thawed',
               '%s: %s; %s' % (snap['status'], reason,
                               'thawed' if secs else 'STILL FROZEN'),
