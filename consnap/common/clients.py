@@ -76,6 +76,23 @@ class TrustFailed(exception.ConsnapException):
     _msg_fmt = 'Could not delegate the request to consnap: %(reason)s'
 
 
+class KeystoneUnavailable(exception.ConsnapException):
+    code = 503
+    _msg_fmt = ('Keystone cannot be reached to delegate the request to '
+                'consnap; try again later.')
+
+
+def _trust_error(e):
+    """What the caller learns of a failed trust: Keystone's answer (its
+    status), never its addresses (the operator's log has the rest)."""
+    LOG.warning('Trust creation failed: %s', e)
+    status = getattr(e, 'http_status', None)
+    if status is None:
+        return KeystoneUnavailable()
+    return TrustFailed(reason='Keystone answered %s %s' % (
+        status, type(e).__name__))
+
+
 # -- the service user ------------------------------------------------------
 
 def _service_auth():
@@ -185,7 +202,11 @@ def create_trust(context):
     """
     if not context.auth_token:
         raise TrustFailed(reason='the request carries no user token')
-    trustee = _service_user_id()
+    try:
+        trustee = _service_user_id()
+    except ks_exc.ClientException as e:
+        LOG.error('consnap cannot authenticate its service user: %s', e)
+        raise KeystoneUnavailable()
     user_auth = v3.Token(auth_url=_auth_url(), token=context.auth_token,
                          project_id=context.project_id)
     sess = ks_session.Session(auth=user_auth,
@@ -204,10 +225,10 @@ def create_trust(context):
             # seconds: two requests of one user within a second collide.
             # Another expiry (a few seconds earlier) is another trust.
             if attempt == _TRUST_ATTEMPTS:
-                raise TrustFailed(reason=str(e))
+                raise _trust_error(e)
             body = _trust_body(context, trustee, attempt)
         except ks_exc.ClientException as e:
-            raise TrustFailed(reason=str(e))
+            raise _trust_error(e)
     trust_id = resp.json()['trust']['id']
     LOG.info('Trust %(trust)s: user %(user)s delegates %(roles)s on project '
              '%(project)s to consnap until %(exp)s',
@@ -271,27 +292,43 @@ def delete_trust(trust_id):
 
 def release_request_auth(db, snap):
     """A finished request stops acting for its user: its trust is deleted
-    and no token is kept (a DELETE brings the deleter's own).  Returns
-    True when nothing is left to release; never raises."""
+    and no token is kept (a DELETE brings the deleter's own).  The row is
+    updated first, only while the request is still finished: a DELETE that
+    came meanwhile keeps the authority it brought (and deletes the
+    request's own trust itself).  A trust Keystone did not delete stays
+    listed (``release_pending``) for the next try.  Returns True when
+    nothing is left to release; never raises."""
     auth = dict(snap.get('auth') or {})
-    if not auth.get('trust_id') and not auth.get('token'):
+    pending = [t for t in [auth.get('trust_id')] +
+               list(auth.get('release_pending') or []) if t]
+    if not pending and not auth.get('token'):
         return True
+    released = dict(auth, trust_id=None, release_pending=pending)
+    released.pop('token', None)
     try:
-        delete_trust(auth.get('trust_id'))
-    except Exception as e:
-        LOG.warning('Could not delete trust %s of snapshot %s: %s; the '
-                    'conductors try again', auth.get('trust_id'),
-                    snap['id'], e)
-        return False
-    auth['trust_id'] = None
-    auth.pop('token', None)
-    try:
-        db.update_snapshot(snap['id'], {'auth': auth},
+        db.update_snapshot(snap['id'], {'auth': released},
                            expected_status=constants.FINISHED_STATUSES)
-    except exception.ConsnapException as e:
-        # a DELETE came meanwhile with its own auth: it keeps it
-        LOG.debug('Auth of snapshot %s not cleared: %s', snap['id'], e)
-    return True
+    except Exception as e:
+        # a DELETE took the request over with its own authority
+        LOG.debug('Auth of snapshot %s left to its delete: %s', snap['id'],
+                  e)
+        return True
+    left = []
+    for trust_id in pending:
+        try:
+            delete_trust(trust_id)
+        except Exception as e:
+            LOG.warning('Could not delete trust %s of snapshot %s: %s; the '
+                        'conductors try again', trust_id, snap['id'], e)
+            left.append(trust_id)
+    try:
+        db.update_snapshot(snap['id'],
+                           {'auth': dict(released, release_pending=left)},
+                           expected_status=constants.FINISHED_STATUSES)
+    except Exception as e:
+        LOG.debug('Auth of snapshot %s left to its delete: %s', snap['id'],
+                  e)
+    return not left
 
 
 def auth_for_request(context):

@@ -265,7 +265,10 @@ class ConductorManager(object):
             status = constants.CANCELLED if cancelled else constants.ERROR
             message = ('Cancelled by the user.' if cancelled else reason)
             for member in snap['members']:
-                self.db.update_member(member['id'], {'status': status})
+                self.db.update_member(member['id'], {
+                    'status': status, 'consistency': None,
+                    'consistency_reason': 'not reached: the request '
+                                          'ended %s' % status})
             self.db.update_snapshot(snapshot_id, {
                 'status': status, 'status_reason': message,
                 'fault': {'type': 'Cancelled' if cancelled

@@ -186,7 +186,8 @@ def holds_auth():
     auth has ``"trust_id": null`` and no token).  Matched in SQL, so that
     released requests never crowd out the rest."""
     text = sa.type_coerce(models.Snapshot.auth, sa.Text)
-    return sa.or_(text.like('%"trust_id": "%'), text.like('%"token": "%'))
+    return sa.or_(text.like('%"trust_id": "%'), text.like('%"token": "%'),
+                  text.like('%"release_pending": ["%'))
 
 
 class Connection(api.Connection):
@@ -553,7 +554,8 @@ class Connection(api.Connection):
                 models.Snapshot.updated_at).limit(limit)).all()
             return [{'id': r.id, 'status': r.status, 'auth': r.auth or {}}
                     for r in rows if (r.auth or {}).get('trust_id') or
-                    (r.auth or {}).get('token')]
+                    (r.auth or {}).get('token') or
+                    (r.auth or {}).get('release_pending')]
 
     def list_orphaned_pending(self, grace_seconds):
         """Pending requests older than the grace, owned by nobody alive."""

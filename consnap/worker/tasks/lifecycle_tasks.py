@@ -56,14 +56,16 @@ class SnapshotToErrorOnRevert(base.ConsnapTask):
         try:
             snap = self.db.get_snapshot(snapshot_id)
             for member in snap['members']:
-                if member['status'] not in (constants.AVAILABLE,):
-                    # its planned level was never reached: none is recorded
-                    self.db.update_member(member['id'], {
-                        'status': status,
-                        'consistency': None,
-                        'consistency_reason': 'not reached: the request '
-                                              'ended %s' % status,
-                        'error': member.get('error') or message})
+                # no member of a failed request is available (its
+                # artifacts were deleted by the reverts, even one that
+                # MarkAvailable had marked before a cancel came), and its
+                # planned level was never reached: none is recorded
+                self.db.update_member(member['id'], {
+                    'status': status,
+                    'consistency': None,
+                    'consistency_reason': 'not reached: the request '
+                                          'ended %s' % status,
+                    'error': member.get('error') or message})
             # The final status releases the request's ownership; never
             # over a status the flow no longer owns (e.g. deleting).
             self.db.update_snapshot(snapshot_id, {

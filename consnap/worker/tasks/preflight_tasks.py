@@ -154,6 +154,9 @@ class Preflight(base.ConsnapTask):
         waiting = []
 
         def locked():
+            # a cancel through another conductor sets only the status:
+            # read it on every try
+            self.check_cancelled(snapshot_id)
             try:
                 self.db.lock_guests(snapshot_id, list(by_guest))
                 return True

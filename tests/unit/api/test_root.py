@@ -226,6 +226,21 @@ class TestMiddleware(base.APITestCase):
         self.assertEqual(409, busy.status_int)
         self.assertEqual(1, deleted.call_count)     # tried, and logged
 
+    def test_another_projects_admin_cannot_orphan_the_artifacts(self):
+        app, create, deleted = self._keystone_app(['t-req'])
+        snap = app.post_json('/v1/snapshots', base.body(),
+                             headers=self.HEADERS).json['snapshot']
+        self.set_status(snap['id'], 'available')
+        admin = {'X-Project-Id': 'p-admin', 'X-User-Id': 'root',
+                 'X-Roles': 'admin,member,reader',
+                 'X-Identity-Status': 'Confirmed'}
+        answer = app.delete('/v1/snapshots/%s' % snap['id'],
+                            headers=admin, status=409)
+        self.assertIn('another project', answer.json['error']['message'])
+        self.assertEqual(1, create.call_count)     # no trust made for it
+        app.delete('/v1/snapshots/%s?keep_artifacts=true' % snap['id'],
+                   headers=admin, status=202)
+
     def test_keep_artifacts_delete_makes_no_trust(self):
         app, create, deleted = self._keystone_app(['t-req'])
         snap = app.post_json('/v1/snapshots', base.body(),

@@ -121,8 +121,10 @@ def test_a_failed_request_records_no_level_it_did_not_reach(db, monkeypatch):
     from consnap.worker.tasks import lifecycle_tasks
     sid = _request(db, 'vol-' + uuid.uuid4().hex)
     member = db.get_snapshot(sid)['members'][0]
+    # (marked available by MarkAvailable just before a cancel came)
     db.update_member(member['id'], {'consistency': 'filesystem',
-                                    'consistency_reason': 'planned'})
+                                    'consistency_reason': 'planned',
+                                    'status': constants.AVAILABLE})
     monkeypatch.setattr(lifecycle_tasks.base.freezer, 'thaw_snapshot',
                         lambda snapshot_id, thawed_by, owner=None: [])
     try:
@@ -134,6 +136,7 @@ def test_a_failed_request_records_no_level_it_did_not_reach(db, monkeypatch):
     snap = db.get_snapshot(sid)
     assert snap['status'] == constants.ERROR
     assert snap['members'][0]['consistency'] is None
+    assert snap['members'][0]['status'] == constants.ERROR
     assert 'not reached' in snap['members'][0]['consistency_reason']
 
 
@@ -170,15 +173,64 @@ def test_finished_requests_release_their_trust(db, monkeypatch):
     db.update_snapshot(running, {'auth': {'project_id': PROJECT,
                                           'trust_id': 'T2'}})
     _end(db, sid)
-    # Keystone down: nothing released, the trust still recorded
+    # Keystone down: nothing released, the trust left to release
     assert not clients.release_request_auth(db, db.get_snapshot(sid))
-    assert db.get_snapshot(sid)['auth']['trust_id'] == 'T1'
+    assert db.get_snapshot(sid)['auth']['release_pending'] == ['T1']
     found = [s['id'] for s in db.list_finished_with_auth(3600)]
     assert sid in found and running not in found
     down[0] = False
     mgr = conductor_manager.ConductorManager(host='c-trusts')
     mgr._release_finished_auth()
     assert 'T1' in deleted and 'T2' not in deleted
-    assert db.get_snapshot(sid)['auth']['trust_id'] is None
+    auth = db.get_snapshot(sid)['auth']
+    assert auth['trust_id'] is None and auth['release_pending'] == []
     assert sid not in [s['id'] for s in db.list_finished_with_auth(3600)]
     _end(db, running)
+
+
+def test_a_delete_racing_the_release_keeps_its_own_trust(db, monkeypatch):
+    """The request ended with trust T; a DELETE came (its own trust D)
+    before the release wrote anything: the release deletes nothing (the
+    delete deletes T itself, with D it deletes the artifacts)."""
+    from consnap.common import clients
+    deleted = []
+    monkeypatch.setattr(clients, 'delete_trust', deleted.append)
+    sid = _request(db, 'vol-' + uuid.uuid4().hex)
+    db.update_snapshot(sid, {'auth': {'project_id': PROJECT,
+                                      'trust_id': 'T'}})
+    _end(db, sid)
+    read = db.get_snapshot(sid)             # the release's read
+    db.update_snapshot(sid, {'status': constants.DELETING, 'auth': {
+        'project_id': PROJECT, 'trust_id': 'D',
+        'superseded_trust_ids': ['T']}})    # the DELETE
+    assert clients.release_request_auth(db, read) is True
+    assert deleted == []
+    assert db.get_snapshot(sid)['auth']['trust_id'] == 'D'
+
+
+def test_a_cancel_by_status_wakes_the_wait(db, config):
+    """A cancel through another conductor only sets the status."""
+    config('guest_busy_wait_seconds', 300, 'conductor')
+    first = _request(db, 'vol-' + uuid.uuid4().hex)
+    second = _request(db, 'vol-' + uuid.uuid4().hex)
+    preflight_tasks.Preflight()._one_freeze_per_guest(first, _planned('a'))
+    errors = []
+
+    def wait():
+        try:
+            preflight_tasks.Preflight()._one_freeze_per_guest(
+                second, _planned('vol-2'))
+        except exception.ConsnapException as e:
+            errors.append(e)
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    try:
+        db.update_snapshot(second, {'status': constants.CANCELLING})
+        waiter.join(10)
+        assert not waiter.is_alive()
+        assert isinstance(errors[0], exception.Cancelled), errors
+    finally:
+        base.cancel_event(second).set()
+        waiter.join(10)
+        _end(db, first)
+        _end(db, second)

@@ -37,10 +37,23 @@ def _delete_auth(snapshot):
     """How the conductor deletes the artifacts of ``snapshot``: as the
     user asking for the delete (a trust of their own, or their token);
     a trust the request still holds is deleted along with it."""
-    auth = _auth_for(pecan.request.context)
-    old = (snapshot.get('auth') or {}).get('trust_id')
+    ctx = pecan.request.context
+    if CONF.auth_strategy == 'keystone' and \
+            ctx.project_id != snapshot['project_id']:
+        # the deleter's authority is in another project: Glance and Cinder
+        # would answer 404 for the request's artifacts, which would be
+        # taken for deleted and left behind
+        raise exception.Conflict(_(
+            'Snapshot request %s belongs to another project: delete it as '
+            'a user of that project, or with keep_artifacts=true.')
+            % snapshot['id'])
+    auth = _auth_for(ctx)
+    stored = snapshot.get('auth') or {}
+    old = [t for t in [stored.get('trust_id')] +
+           list(stored.get('release_pending') or []) +
+           list(stored.get('superseded_trust_ids') or []) if t]
     if old:
-        auth['superseded_trust_ids'] = [old]
+        auth['superseded_trust_ids'] = old
     return auth
 
 

@@ -162,8 +162,10 @@ def snapshot_view(snapshot, with_events=False, internal=None):
                              _TIMELINE_FIELDS)
     redactor = None
     if not internal:
-        redactor = redaction.Redactor(
-            snapshot, _freeze_records(snapshot) if with_events else None)
+        # the hosts and domains the request recorded are scrubbed from
+        # every text a tenant sees (list rows and the POST/DELETE answers
+        # too, which carry the fault and the reasons)
+        redactor = redaction.Redactor(snapshot, _freeze_records(snapshot))
         view['fault'] = redactor.fault()
         view['status_reason'] = redactor.text(view['status_reason'])
     members = []
