@@ -125,7 +125,7 @@ def test_tenant_snapshot_and_delete_through_keystone(deployment, resources,
           thaws[0]['detail'].get('capture_to_thaw_ms'))
 
     # the request's trust ended with it (deleted from Keystone, not left
-    # to expire; its roles: tests/functional/targets/test_trusts.py)
+    # to expire; its roles: tests/functional/targets/test_trust_lifecycle.py)
     def ours():
         return [t for t in _consnap_trusts(cloud) if t['id'] not in before]
     services.wait_for(lambda: not ours(), 30,

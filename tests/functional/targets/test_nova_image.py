@@ -39,10 +39,16 @@ def run(snapshot_id):
     return dbapi.get_instance().get_snapshot(snapshot_id, with_events=True)
 
 
-def delete(snapshot_id, keep=False):
+def delete(snapshot_id, keep=False, persona='member', project='tenant-a'):
+    """What DELETE /v1/snapshots/{id} does, then its conductor: the request
+    ended with its own trust released, so the delete acts with the
+    deleter's own authority (a new trust, as the API makes)."""
     db = dbapi.get_instance()
-    db.update_snapshot(snapshot_id, {'status': constants.DELETING,
-                                     'keep_artifacts': keep})
+    values = {'status': constants.DELETING, 'keep_artifacts': keep}
+    if not keep:
+        values['auth'] = cloudenv.user_auth(localcloud.load_state(), persona,
+                                            project)
+    db.update_snapshot(snapshot_id, values)
     mgr = conductor_manager.ConductorManager(host='test-targets')
     mgr._run_delete(snapshot_id)
 
