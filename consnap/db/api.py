@@ -33,6 +33,15 @@ class Connection(object, metaclass=abc.ABCMeta):
         """
 
     @abc.abstractmethod
+    def get_snapshot_by_key(self, project_id, key):
+        """The project's request with this idempotency key, or None."""
+
+    @abc.abstractmethod
+    def check_can_create(self, project_id, resource_ids):
+        """ServerBusy or QuotaExceeded when a new request would be refused
+        (a read; create_snapshot decides)."""
+
+    @abc.abstractmethod
     def forget_other_conductors(self, hostname):
         """Mark every other conductor offline (consnap-all at start)."""
 

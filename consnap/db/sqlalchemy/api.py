@@ -306,6 +306,28 @@ class Connection(api.Connection):
             raise db_exc.RetryRequest(exception.QuotaExceeded(
                 project=project_id, count=limit, limit=limit))
 
+    def check_can_create(self, project_id, resource_ids):
+        """A read-only look before the API delegates to consnap (a
+        Keystone trust): ServerBusy or QuotaExceeded when the request
+        would be refused anyway.  ``create_snapshot`` decides, atomically;
+        this only spares the trust (and Keystone's availability) for what
+        is refused."""
+        limit = CONF.conductor.max_in_flight_per_project
+        with _session_for_read() as session:
+            in_flight = self._count_in_flight(session, project_id)
+            if in_flight >= limit:
+                raise exception.QuotaExceeded(
+                    project=project_id, count=in_flight, limit=limit)
+            for resource_id in sorted(set(resource_ids)):
+                holder = session.execute(
+                    sa.select(models.ResourceLock.snapshot_id).where(
+                        models.ResourceLock.resource_id ==
+                        self.resource_lock_id(project_id, resource_id))
+                ).scalar_one_or_none()
+                if holder is not None:
+                    raise exception.ServerBusy(server=resource_id,
+                                               snapshot=holder)
+
     @staticmethod
     def resource_lock_id(project_id, resource_id):
         """A project's lock on a resource id: never another project's, so
@@ -330,6 +352,9 @@ class Connection(api.Connection):
             session.flush()
         except db_exc.DBDuplicateEntry:
             raise exception.ServerBusy(server=resource_id, snapshot='?')
+
+    def get_snapshot_by_key(self, project_id, key):
+        return self._get_by_idempotency_key(project_id, key)
 
     def _get_by_idempotency_key(self, project_id, key):
         with _session_for_read() as session:

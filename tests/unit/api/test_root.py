@@ -221,6 +221,10 @@ class TestMiddleware(base.APITestCase):
     def test_a_trust_that_cannot_be_deleted_never_turns_409_into_500(self):
         app, create, deleted = self._keystone_app(['t-1', 't-2'])
         app.post_json('/v1/snapshots', base.body(), headers=self.HEADERS)
+        # the other request is written between the API's look and its
+        # write: the trust was made, the write refuses (409)
+        self.useFixture(fixtures.MockPatchObject(
+            self.dbapi, 'check_can_create', return_value=None))
         busy = app.post_json('/v1/snapshots', base.body(),
                              headers=self.HEADERS, status=409)
         self.assertEqual(409, busy.status_int)
@@ -240,6 +244,27 @@ class TestMiddleware(base.APITestCase):
         self.assertEqual(1, create.call_count)     # no trust made for it
         app.delete('/v1/snapshots/%s?keep_artifacts=true' % snap['id'],
                    headers=admin, status=202)
+
+    def test_a_refused_post_never_asks_keystone(self):
+        from consnap.common import clients
+        app, create, deleted = self._keystone_app(['t-1'])
+        first = app.post_json('/v1/snapshots', base.body(idempotency_key='k'),
+                              headers=self.HEADERS).json['snapshot']
+        create.side_effect = clients.KeystoneUnavailable()
+        # busy: 409 without Keystone (which is down: it would be a 503)
+        app.post_json('/v1/snapshots', base.body(), headers=self.HEADERS,
+                      status=409)
+        # the quota: 429 without Keystone
+        self.config.config(max_in_flight_per_project=1, group='conductor')
+        app.post_json('/v1/snapshots', base.body(servers=(base.SERVER2,)),
+                      headers=self.HEADERS, status=429)
+        # an idempotent retry of the accepted request: the stored request,
+        # neither refused by its own lock nor needing Keystone
+        retry = app.post_json('/v1/snapshots',
+                              base.body(idempotency_key='k'),
+                              headers=self.HEADERS, status=202)
+        self.assertEqual(first['id'], retry.json['snapshot']['id'])
+        self.assertEqual(1, create.call_count)      # the first POST's only
 
     def test_keep_artifacts_delete_makes_no_trust(self):
         app, create, deleted = self._keystone_app(['t-req'])

@@ -288,7 +288,20 @@ class SnapshotsController(rest.RestController):
             'hooks': _hooks(body),
             'idempotency_key': _idempotency_key(body),
         }
-        values['auth'] = _auth_for(ctx)
+        known = values['idempotency_key'] and \
+            pecan.request.dbapi.get_snapshot_by_key(
+                ctx.project_id, values['idempotency_key'])
+        if known:
+            # a retry of a stored request: it keeps its own authority
+            values['auth'] = {'user_id': ctx.user_id,
+                              'project_id': ctx.project_id,
+                              'roles': list(ctx.roles or []),
+                              'trust_id': None}
+        else:
+            # refused anyway (409, 429): answered before Keystone is asked
+            pecan.request.dbapi.check_can_create(
+                ctx.project_id, [m['resource_id'] for m in members])
+            values['auth'] = _auth_for(ctx)
         try:
             snapshot = pecan.request.dbapi.create_snapshot(values, members)
         except Exception:
