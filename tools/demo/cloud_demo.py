@@ -158,7 +158,8 @@ def main():
         _say('  captured at   : %s' % tl.get('captured_at'))
         _say('  thawed at     : %s' % tl.get('thawed_at'))
         _say('  FREEZE WINDOW : %.1f ms' % tl['freeze_window_ms'])
-        if captured:
+        if captured and captured[0]['detail'].get('how'):
+            # (the operator's view; a tenant sees that it was captured)
             _say('  capture seen  : %s' % captured[0]['detail'].get('how'))
         _say('  timeline      : %s' % ' -> '.join(
             e['event'] for e in snap.get('events') or ()))
