@@ -164,8 +164,14 @@ def snapshot_view(snapshot, with_events=False, internal=None):
     if not internal:
         # the hosts and domains the request recorded are scrubbed from
         # every text a tenant sees (list rows and the POST/DELETE answers
-        # too, which carry the fault and the reasons)
-        redactor = redaction.Redactor(snapshot, _freeze_records(snapshot))
+        # too, which carry the fault and the reasons); read only when
+        # there is such a text (a list of a thousand requests in flight
+        # costs no thousand reads)
+        texts = with_events or snapshot.get('fault') or \
+            snapshot.get('status_reason') or any(
+                m.get('error') for m in snapshot.get('members') or ())
+        redactor = redaction.Redactor(
+            snapshot, _freeze_records(snapshot) if texts else None)
         view['fault'] = redactor.fault()
         view['status_reason'] = redactor.text(view['status_reason'])
     members = []
