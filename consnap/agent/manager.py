@@ -505,6 +505,11 @@ class AgentManager:
                 # its deadline (the answer was lost meanwhile)
                 raise exception.FrozenTooLong(guest=label,
                                               seconds=float(seconds))
+            if ended == 'never-frozen':
+                raise exception.FreezeFailed(
+                    guest=label, reason='the conductor had given up on '
+                    'this freeze (its thaw came first) before the call '
+                    'arrived')
             if same is not None and ended is not None:
                 raise exception.FreezeFailed(
                     guest=label, reason='this freeze was already ended '

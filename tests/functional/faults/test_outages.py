@@ -90,14 +90,17 @@ def test_rabbitmq_restarted_during_burst(rabbit, deployment_factory,
     posted_before = {b['snapshot']['id'] for _, b in before}
 
     def frozen_through_the_outage(snap):
-        # The guests' agents are reached over the broker: a guest frozen
-        # when it went away is thawed at its deadline (by its agent or the
-        # watchdog), and its request honestly ends error, FrozenTooLong,
-        # with no member above crash.  Only a request posted before the
-        # broker went can have been frozen then.
+        # The guests' agents are reached over the broker: a request whose
+        # freeze was under way when it went (frozen, or its freeze call
+        # lost) is thawed at its deadline (by its agent or the watchdog)
+        # and honestly ends error, its freeze failed or too long, with no
+        # member above crash.  Only a request posted before the broker
+        # went can have been at its freeze then.
         return (snap['id'] in posted_before and
                 snap['status'] == 'error' and
-                (snap.get('fault') or {}).get('type') == 'FrozenTooLong' and
+                (snap.get('fault') or {}).get('type') in (
+                    'FrozenTooLong', 'FreezeFailed', 'GuestAgentTimeout',
+                    'GuestAgentUnreachable') and
                 all(m['consistency'] in (None, 'crash')
                     for m in snap['members']))
     bad = {k: (v['status'], v['status_reason'], v.get('fault'),
@@ -108,8 +111,8 @@ def test_rabbitmq_restarted_during_burst(rabbit, deployment_factory,
                        if frozen_through_the_outage(v))
     ok = not bad
     fault_row('RabbitMQ restarted during %d requests' % BURST,
-              'all 202; all end: available, or error FrozenTooLong if '
-              'frozen when the broker went',
+              'all 202; all end: available, or error (freeze failed or '
+              'too long, crash) if at their freeze when the broker went',
               '%d x 202; broker down %.0f s; %d available, %d thawed at '
               'their deadline%s' % (
                   statuses.count(202), outage, ended.count('available'),
