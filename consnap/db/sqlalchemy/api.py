@@ -204,23 +204,17 @@ class Connection(api.Connection):
                 existing['_existing'] = True
                 return existing
         limit = CONF.conductor.max_in_flight_per_project
-        # A project at its limit is answered from a read, without queueing
-        # for the write path (sqlite: one writer) behind the flows' writes;
-        # the count under the write lock below stays the decision.
-        with _session_for_read() as session:
-            in_flight = self._count_in_flight(session, project_id)
-        if in_flight >= limit:
-            raise exception.QuotaExceeded(
-                project=project_id, count=in_flight, limit=limit)
+        # (The API answers a project at its limit from a read first,
+        # check_can_create, without queueing for the write path behind the
+        # flows' writes; the count under the write lock stays the
+        # decision.)
         snap_id = values.pop('id', None) or uuidutils.generate_uuid()
         try:
             with _session_for_write() as session:
                 # database time: the recovery of lost casts compares it
                 now = _db_now(session)
-                in_flight = self._count_in_flight(session, project_id)
-                if in_flight >= limit:
-                    raise exception.QuotaExceeded(
-                        project=project_id, count=in_flight, limit=limit)
+                in_flight = self._refuse_over_limit(session, project_id,
+                                                    limit)
                 snap = models.Snapshot(
                     id=snap_id, name=values.get('name'),
                     description=values.get('description'),
@@ -268,6 +262,16 @@ class Connection(api.Connection):
             raise exception.Conflict(str(e))
         return self.get_snapshot(snap_id)
 
+    @classmethod
+    def _refuse_over_limit(cls, session, project_id, limit):
+        """QuotaExceeded when the project has ``limit`` requests in flight;
+        else their count."""
+        in_flight = cls._count_in_flight(session, project_id)
+        if in_flight >= limit:
+            raise exception.QuotaExceeded(
+                project=project_id, count=in_flight, limit=limit)
+        return in_flight
+
     @staticmethod
     def _count_in_flight(session, project_id):
         return session.execute(
@@ -312,12 +316,9 @@ class Connection(api.Connection):
         would be refused anyway.  ``create_snapshot`` decides, atomically;
         this only spares the trust (and Keystone's availability) for what
         is refused."""
-        limit = CONF.conductor.max_in_flight_per_project
         with _session_for_read() as session:
-            in_flight = self._count_in_flight(session, project_id)
-            if in_flight >= limit:
-                raise exception.QuotaExceeded(
-                    project=project_id, count=in_flight, limit=limit)
+            self._refuse_over_limit(session, project_id,
+                                    CONF.conductor.max_in_flight_per_project)
             for resource_id in sorted(set(resource_ids)):
                 holder = session.execute(
                     sa.select(models.ResourceLock.snapshot_id).where(
