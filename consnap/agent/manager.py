@@ -458,6 +458,15 @@ class AgentManager:
         return self._driver(driver).execute(guest, argv, command_timeout,
                                             stdin=stdin)
 
+    def _arm(self, f):
+        """(Re)start ``f``'s deadline timer at ``f.deadline_mono``."""
+        f.timer = threading.Timer(
+            max(0.0, f.deadline_mono - time.monotonic()), self._deadline,
+            (f,))
+        f.timer.daemon = True
+        f.timer.name = 'consnap-agent-deadline'
+        f.timer.start()
+
     def _shorten(self, f, seconds):
         """Bring ``f``'s deadline forward to ``seconds`` from now if that
         is sooner (a freeze call that arrived late carries more seconds
@@ -466,11 +475,8 @@ class AgentManager:
         if now + seconds >= f.deadline_mono:
             return
         f.deadline_mono = now + seconds
-        old, f.timer = f.timer, threading.Timer(
-            seconds, self._deadline, (f,))
-        f.timer.daemon = True
-        f.timer.name = 'consnap-agent-deadline'
-        f.timer.start()
+        old = f.timer
+        self._arm(f)
         if old is not None:
             old.cancel()
         LOG.info('Deadline of freeze %s of %s brought forward to %.1f s '
@@ -547,12 +553,7 @@ class AgentManager:
             raise exception.FreezeFailed(
                 guest=label, reason='the consnap agent could not write its '
                                     'freeze journal: %s' % e.strerror)
-        f.timer = threading.Timer(
-            max(0.0, f.deadline_mono - time.monotonic()), self._deadline,
-            (f,))
-        f.timer.daemon = True
-        f.timer.name = 'consnap-agent-deadline'
-        f.timer.start()
+        self._arm(f)
         try:
             f.watch = self._watch(driver, guest)
         except Exception as e:     # evidence is optional; the freeze is not
