@@ -87,6 +87,9 @@ class ConductorManager(object):
 
     @messaging.expected_exceptions(exception.ConsnapException)
     def cancel_snapshot(self, context, snapshot_id):
+        # wakes the flow when it runs here; the owner elsewhere reads the
+        # cancel from the database at its next poll
+        LOG.info('Cancel of snapshot %s received', snapshot_id)
         task_base.cancel_event(snapshot_id).set()
         self._recover_one({'id': snapshot_id,
                            'status': constants.CANCELLING}, only_unowned=True)

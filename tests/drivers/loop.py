@@ -8,7 +8,8 @@ the production drivers (qga, ssh; Nova, Cinder) have their own tests.
 Both read a registry (JSON file named by ``$CONSNAP_LOOP_REGISTRY``) written
 by the test: ``{"disks": {resource_id: {"project_id", "mountpoint",
 "image", "snap_dir"[, "guest"][, "attached_to"]}}, "faults": {step: "error" |
-"hang:SECONDS"}}``; a disk ``attached_to`` a server is a volume of it.
+"hang:SECONDS" | "pending" (usable_state only: not usable yet)}}``; a disk
+``attached_to`` a server is a volume of it.
 Safety: only mountpoints listed in the registry are ever frozen.
 
 A disk's optional ``guest`` dict is merged into the guest ``LoopTarget``
@@ -54,6 +55,8 @@ def fault(step):
     spec = data.get('faults', {}).get(step)
     if not spec:
         return
+    if spec == 'pending':
+        return spec
     if spec == 'error-once':
         del data['faults'][step]
         write_registry(registry_path(), data)
@@ -205,7 +208,8 @@ class LoopTarget(target_base.TargetDriver):
         return target_base.FAILED, 'clone missing'
 
     def usable_state(self, context, handle):
-        fault('usable_state')
+        if fault('usable_state') == 'pending':
+            return target_base.PENDING, 'injected: not usable yet'
         return target_base.USABLE, None
 
     def delete(self, context, handle):

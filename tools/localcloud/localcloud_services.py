@@ -498,6 +498,9 @@ quota_groups = 10000
 osapi_volume_workers = 1
 scheduler_driver_init_wait_time = 2
 periodic_interval = 10
+# the volume service's first capability report at once, not up to 60 s
+# late (the scheduler knows no backend until it arrives)
+periodic_fuzzy_delay = 0
 report_interval = 5
 image_conversion_dir = {d}/conversion
 volume_name_template = volume-%s
@@ -555,8 +558,23 @@ def cinder_service_up(binary):
             return False
         if st != 200:
             return False
-        return any(s['state'] == 'up' and _fresh(s, binary)
-                   for s in data['services'])
+        if not any(s['state'] == 'up' and _fresh(s, binary)
+                   for s in data['services']):
+            return False
+        if binary != 'cinder-volume':
+            return True
+        # a volume can be created only once the scheduler has the backend's
+        # capabilities (reported by cinder-volume over RPC, apart from the
+        # service record): else "No valid backend was found"
+        try:
+            st, _, data = lc.http(
+                'GET', url('cinder-api', '/v3/%s/scheduler-stats/get_pools'
+                           % pid), token=admin_token(), timeout=10)
+        except OSError:
+            return False
+        return st == 200 and any(
+            p.get('name', '').startswith('localcloud@reflink')
+            for p in data.get('pools', []))
     return ready
 
 

@@ -94,6 +94,17 @@ class ConsnapTask(task.Task):
             raise exception.Cancelled(snapshot=snapshot_id)
         return snap
 
+    def _cancel_recorded(self, snapshot_id):
+        """Whether the request is ``cancelling`` in the database (a read
+        that fails is not a cancel: the wait goes on, bounded)."""
+        try:
+            return self.db.get_snapshot(snapshot_id)['status'] == \
+                constants.CANCELLING
+        except Exception as e:
+            LOG.debug('Could not read snapshot %s for a cancel: %s',
+                      snapshot_id, e)
+            return False
+
     def set_status(self, snapshot_id, status, **values):
         values['status'] = status
         try:
@@ -112,16 +123,25 @@ class ConsnapTask(task.Task):
         return clients.context_from_auth(
             self.db.get_snapshot(snapshot_id).get('auth'))
 
-    def wait_until(self, snapshot_id, check, timeout, interval, what):
+    def wait_until(self, snapshot_id, check, timeout, interval, what,
+                   read_cancel=True):
         """Poll ``check()`` (returns True when done) until ``timeout``.
 
-        Bounded by ``timeout``; wakes early on cancellation.
+        Bounded by ``timeout``; wakes early on cancellation: the cancel
+        cast (when it reached this conductor) or, with ``read_cancel``,
+        the request's status in the database at each poll (the cast goes
+        to any conductor, the flow runs on its owner).  The capture wait,
+        under the freeze, passes ``read_cancel=False``: no database read
+        between the guest and its thaw.
         """
         deadline = time.monotonic() + timeout
         event = cancel_event(snapshot_id)
         while True:
             if check():
                 return
+            if read_cancel and not event.is_set() and \
+                    self._cancel_recorded(snapshot_id):
+                event.set()
             if event.is_set():
                 raise exception.Cancelled(snapshot=snapshot_id)
             remaining = deadline - time.monotonic()

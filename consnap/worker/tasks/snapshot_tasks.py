@@ -201,7 +201,8 @@ class WaitCaptured(MemberTask):
                             CONF.targets.poll_interval,
                             exception.CaptureTimeout(
                                 resource=member['type'],
-                                id=member['resource_id'], timeout=timeout))
+                                id=member['resource_id'], timeout=timeout),
+                            read_cancel=False)
         except exception.CaptureTimeout:
             if not (frozen and freeze_ended_early(self.db, snapshot_id,
                                                   member['id'], plan)):

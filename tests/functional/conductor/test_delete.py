@@ -195,3 +195,40 @@ def test_delete_waits_for_a_confirmed_thaw(deployment_factory):
         lambda: set(thaws) & {e['event'] for e in dep.get(sid)['events']},
         30, what='the thaw to be recorded')
     _delete_and_wait_gone(dep.url, sid)
+
+
+def test_delete_in_flight_cancels_on_any_conductor(deployment_factory):
+    """DELETE of requests still in flight (waiting for their images to be
+    usable) ends them ``cancelled`` within seconds, whichever conductor
+    gets the cancel cast: the owner of the flow sees the cancel in the
+    database at its next poll.  (Before, a cast that reached the other
+    conductor set an event nobody waited on: the request stayed
+    ``uploading`` until usable_timeout, here 600 s.)"""
+    dep = deployment_factory(targets={'usable_timeout': 600})
+    dep.start('api', 'api')
+    dep.start('conductor', 'conductor-a')
+    dep.guests.set_fault('usable_state', 'pending')
+    sids = []
+    for _ in range(4):
+        status, body, _ = dep.post([_server(dep.guests, dep.project)[0]])
+        assert status == 202, body
+        sids.append(body['snapshot']['id'])
+    for sid in sids:
+        services.wait_for(lambda: dep.get(sid)['status'] == 'uploading', 60,
+                          what='%s to wait for its image' % sid)
+    # conductor-a owns every flow; the cancels' casts are spread over both
+    other = dep.start('conductor', 'conductor-b')
+    for sid in sids:
+        status, body, _ = services.http(
+            'DELETE', dep.url + '/v1/snapshots/' + sid, headers=dep.headers)
+        assert status == 202, body
+        assert body['snapshot']['status'] == 'cancelling', body
+    snaps = [dep.wait_final(sid, timeout=30) for sid in sids]
+    assert [s['status'] for s in snaps] == ['cancelled'] * 4, [
+        (s['status'], s['status_reason']) for s in snaps]
+    got_by_b = [sid for sid in sids
+                if 'Cancel of snapshot %s received' % sid in other.tail(4000)]
+    print('cancel casts received by conductor-b: %d of %d'
+          % (len(got_by_b), len(sids)))
+    # else this test did not send a cancel past the flow's owner
+    assert got_by_b, other.tail()
