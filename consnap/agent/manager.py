@@ -611,15 +611,19 @@ class AgentManager:
         with self._guard:
             f = self._by_token.get(token)
             done = self._done.get(token)
+            if f is None and done is None:
+                # Never frozen here (yet): a freeze of this token arriving
+                # late (a backlog, a timed-out call) must then be refused.
+                # The tombstone is laid in the same critical section as
+                # the look-up: a freeze registering in between would
+                # freeze while this thaw answers "nothing to thaw".
+                tomb = {'token': token, 'state': 'unknown',
+                        'thawed_by': 'never-frozen',
+                        'thawed_at': time.time()}
+                self._done[token] = tomb
         if f is None:
             if done is not None:
                 return done
-            # Never frozen here (yet): a freeze of this token arriving
-            # late (a backlog, a timed-out call) must then be refused.
-            tomb = {'token': token, 'state': 'unknown',
-                    'thawed_by': 'never-frozen', 'thawed_at': time.time()}
-            with self._guard:
-                self._done.setdefault(token, tomb)
             try:
                 self.journal.write(dict(tomb, state=THAWED))
             except OSError as e:

@@ -11,6 +11,7 @@ import time
 
 from oslo_log import log
 
+from consnap.common import clients
 from consnap.common import constants
 from consnap.common import exception
 from consnap import conf
@@ -25,7 +26,11 @@ LOG = log.getLogger(__name__)
 LOCK_HOLD_MARGIN = 60.0
 
 
-def library_spec(spec):
+def library_spec(spec, context=None):
+    """The hook library's spec of an API hook spec.  A ``secret_ref`` is
+    fetched with ``context`` (the requesting user's authority, never
+    consnap's own); without one (the post-thaw phase, which needs no
+    password) it is left out."""
     out = {'type': spec['type'], 'name': spec.get('name') or spec['type']}
     for key in ('timeout', 'retries', 'on_failure'):
         if spec.get(key) is not None:
@@ -36,13 +41,13 @@ def library_spec(spec):
         out['post_thaw'] = list(spec['post'])
     params = dict(spec.get('params') or {})
     secret_ref = params.pop('secret_ref', None)
-    if secret_ref:
-        out['password'] = _resolve_secret(secret_ref)
+    if secret_ref and context is not None:
+        out['password'] = _resolve_secret(context, secret_ref)
     out.update(params)
     return out
 
 
-def _resolve_secret(ref):
+def _resolve_secret(context, ref):
     try:
         from castellan import key_manager
     except ImportError:
@@ -51,8 +56,7 @@ def _resolve_secret(ref):
             reason='secret_ref given but no key manager (castellan) is '
                    'configured on this cloud')
     manager = key_manager.API(CONF)
-    from consnap.common import context as consnap_context
-    secret = manager.get(consnap_context.get_admin_context(), ref)
+    secret = manager.get(context, ref)
     value = secret.get_encoded()
     return value.decode() if isinstance(value, bytes) else value
 
@@ -64,9 +68,17 @@ def _members(plan):
             yield member
 
 
-def _hooks(plan):
-    return hooks_base.load(CONF, [library_spec(s)
+def _hooks(plan, context=None):
+    return hooks_base.load(CONF, [library_spec(s, context)
                                   for s in plan.get('hooks') or []])
+
+
+def _user_context(db, snapshot_id, plan):
+    """The requesting user's context, only when a hook names a secret."""
+    if not any((s.get('params') or {}).get('secret_ref')
+               for s in plan.get('hooks') or []):
+        return None
+    return clients.context_from_auth(db.get_snapshot(snapshot_id).get('auth'))
 
 
 def run_pre(db, snapshot_id, plan):
@@ -81,11 +93,12 @@ def run_pre(db, snapshot_id, plan):
     deadline = time.time() + plan['max_freeze_seconds'] + LOCK_HOLD_MARGIN
     levels = constants.CONSISTENCY_LEVELS
     try:
+        hooks = _hooks(plan, _user_context(db, snapshot_id, plan))
         for member in _members(plan):
             driver = loader.get_freeze_driver(member['hook_driver'])
             try:
                 result = hooks_base.run_pre_freeze(
-                    _hooks(plan), driver, member['guest'], deadline)
+                    hooks, driver, member['guest'], deadline)
             except exception.HookFailed as e:
                 results[member['id']] = getattr(e, 'result', None) or {}
                 db.add_event(snapshot_id, constants.EV_HOOK,
@@ -167,12 +180,57 @@ def run_post(db, snapshot_id, plan, pre_results, reverting=False):
             result = {'results': {}, 'failures': [{'hook': '*',
                                                    'reason': str(e)}]}
         out[member['id']] = result
+        lost = _held_too_short(result)
         try:
             db.add_event(snapshot_id, constants.EV_HOOK,
                          member_id=member['id'],
-                         detail={'phase': 'post', 'reverting': reverting,
-                                 'failures': result['failures']})
+                         detail=dict({'phase': 'post',
+                                      'reverting': reverting,
+                                      'failures': result['failures']},
+                                     **({'ended_early': lost} if lost
+                                        else {})))
         except Exception:
             LOG.exception('Could not record post-thaw hooks of %s',
                           snapshot_id)
     return out
+
+
+# How a hook's hold (the MySQL read lock) ended, by the hook's own report:
+# released by consnap after the thaw, or killed then; any other end (its
+# own deadline, its database session gone) may have come before the capture.
+HELD_THROUGH_THE_CAPTURE = ('released', 'killed')
+
+
+def _held_too_short(post_result):
+    """{hook: how it ended} of the holds that did not last until consnap
+    released them."""
+    return {name: res['released']
+            for name, res in (post_result.get('results') or {}).items()
+            if isinstance(res, dict) and 'released' in res and
+            res['released'] not in HELD_THROUGH_THE_CAPTURE}
+
+
+def lower_where_hold_ended_early(db, snapshot_id, plan, post_results):
+    """A member recorded ``application`` whose hook hold (the MySQL read
+    lock) ended before consnap released it after the capture is not proven
+    application-consistent: lowered to ``filesystem`` (what its freeze
+    gave).  Returns the members lowered [(resource_id, reason)]."""
+    lowered = []
+    snap = db.get_snapshot(snapshot_id)
+    levels = {m['id']: m.get('consistency') for m in snap['members']}
+    for member in plan['members']:
+        lost = _held_too_short((post_results or {}).get(member['id']) or {})
+        if not lost or levels.get(member['id']) != \
+                constants.CONSISTENCY_APPLICATION:
+            continue
+        reason = ('the hold of hook %s ended (%s) before consnap released '
+                  'it after the capture; %s' % (
+                      ', '.join(sorted(lost)),
+                      ', '.join(lost[k] for k in sorted(lost)),
+                      'filesystems frozen' if member['freeze_driver'] !=
+                      'none' else 'quiesced by Nova'))
+        db.update_member(member['id'], {
+            'consistency': constants.CONSISTENCY_FILESYSTEM,
+            'consistency_reason': reason})
+        lowered.append((member['resource_id'], reason))
+    return lowered

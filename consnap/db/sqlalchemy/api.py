@@ -259,7 +259,13 @@ class Connection(api.Connection):
                 if existing is not None:
                     existing['_existing'] = True
                     return existing
-            raise exception.Conflict(str(e))
+            # (the driver's text names tables and columns: logged, not
+            # answered)
+            LOG.warning('Snapshot request of project %s refused as a '
+                        'duplicate: %s', project_id, e)
+            raise exception.Conflict(
+                'A snapshot request with the same identity was created at '
+                'the same moment; retry.')
         return self.get_snapshot(snap_id)
 
     @classmethod

@@ -35,11 +35,17 @@ class CinderVolumeTarget(base.TargetDriver):
 
     def _guest(self, context, conn, volume):
         """The freeze-driver guest of the server the volume is attached to,
-        or None (detached, or a server the user cannot see)."""
-        for att in volume.attachments or ():
-            server_id = att.get('server_id')
-            if not server_id:
-                continue
+        or None (detached, a server the user cannot see or of another
+        project, or a volume attached to more than one server: one freeze
+        cannot quiesce every writer, so it is crash consistent)."""
+        servers = {att.get('server_id') for att in volume.attachments or ()
+                   if att.get('server_id')}
+        if len(servers) > 1:
+            LOG.info('Volume %(vol)s is attached to %(n)d servers: no guest '
+                     'frozen for it (crash consistent)',
+                     {'vol': volume.id, 'n': len(servers)})
+            return None
+        for server_id in servers:
             try:
                 server = conn.compute.get_server(server_id)
             except (sdk_exc.NotFoundException, sdk_exc.ForbiddenException):
@@ -49,6 +55,11 @@ class CinderVolumeTarget(base.TargetDriver):
                              'user': context.user_id})
                 continue
             if server.status != 'ACTIVE':
+                continue
+            project = getattr(server, 'project_id', None)
+            if project and context.project_id and \
+                    project != context.project_id:
+                # (an admin's request: never another project's guest)
                 continue
             admin = clients.admin_connection().compute.get_server(server_id)
             return {'server_id': server_id, 'name': server.name,
@@ -74,10 +85,19 @@ class CinderVolumeTarget(base.TargetDriver):
                 resource='volume', id=volume_id,
                 reason='volume is %s' % volume.status)
         guest = self._guest(context, conn, volume)
-        return {'volume_id': volume_id,
+        info = {'volume_id': volume_id,
                 'in_use': volume.status == 'in-use',
                 'group_id': getattr(volume, 'group_id', None),
                 'guest': guest}
+        if guest is None and volume.status == 'in-use':
+            n = len({a.get('server_id') for a in volume.attachments or ()
+                     if a.get('server_id')})
+            info['no_guest_reason'] = (
+                'no guest frozen: attached to %d servers (one freeze cannot '
+                'quiesce every writer)' % n if n > 1 else
+                'no guest frozen: its server is not ACTIVE or not of this '
+                'project')
+        return info
 
     def request_snapshot(self, context, member, info, metadata):
         conn = clients.connection_for(context)

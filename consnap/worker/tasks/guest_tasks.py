@@ -67,6 +67,17 @@ class FreezeGuests(base.ConsnapTask):
                                 'consistency': constants.CONSISTENCY_CRASH,
                                 'consistency_reason':
                                     'freeze failed: %s' % e})
+                    # the members frozen before it were thawed with it,
+                    # before their capture: crash, and no longer frozen
+                    # (whatever the freeze driver can prove afterwards)
+                    for other_id in frozen:
+                        self.db.update_member(other_id, {
+                            'consistency': constants.CONSISTENCY_CRASH,
+                            'consistency_reason':
+                                'thawed before its capture: the freeze of '
+                                '%s failed (%s)' % (member['resource_id'],
+                                                    e)})
+                    del frozen[:]
                     continue
                 raise
             frozen.append(result['member_id'])
@@ -159,5 +170,13 @@ class RunPostThawHooks(base.ConsnapTask):
     def execute(self, snapshot_id, plan, pre_hook_results):
         if not plan.get('hooks'):
             return {}
-        return hook_runner.run_post(self.db, snapshot_id, plan,
-                                    pre_hook_results)
+        out = hook_runner.run_post(self.db, snapshot_id, plan,
+                                   pre_hook_results)
+        lowered = hook_runner.lower_where_hold_ended_early(
+            self.db, snapshot_id, plan, out)
+        if lowered and plan['required'] == constants.CONSISTENCY_APPLICATION:
+            raise exception.ConsistencyNotReached(
+                required=plan['required'], member=lowered[0][0],
+                reached=constants.CONSISTENCY_FILESYSTEM,
+                reason=lowered[0][1])
+        return out

@@ -59,7 +59,9 @@ class Preflight(base.ConsnapTask):
                      'mountpoints': [],
                      'level': constants.CONSISTENCY_CRASH, 'reason': None}
             if guest is None:
-                entry['reason'] = 'no guest to quiesce (detached volume)'
+                entry['reason'] = info.pop(
+                    'no_guest_reason', None) or \
+                    'no guest to quiesce (detached volume)'
             elif info.get('quiesce_by') == 'nova':
                 # Nova fails this snapshot if the guest is already frozen
                 # (volume-backed, os_require_quiesce): Nova quiesces, consnap

@@ -3,8 +3,11 @@
 import os
 import uuid
 
+import pytest
+
 from consnap.common import constants
 from tests.functional.conductor import conftest
+from tests.functional import services
 from tests.functional.conductor import test_flow_loop as base
 
 
@@ -98,3 +101,42 @@ def test_crash_level_without_freeze(loop_guests):
     assert snap['status'] == constants.AVAILABLE
     assert snap['consistency'] == constants.CONSISTENCY_CRASH
     assert 'does not freeze' in snap['members'][0]['consistency_reason']
+
+
+@pytest.mark.parametrize('required', ['filesystem', 'application'])
+def test_mysql_lock_ended_before_the_capture_is_not_application(
+        loop_guests, required):
+    """The MySQL read lock held for 1 s by its own deadline while the
+    capture is seen 4 s after the freeze: the lock did not cover the point
+    in time, so the member is ``filesystem`` (the freeze held), never
+    ``application``; a request that required ``application`` fails."""
+    services.require_tcp('MariaDB', 3306)
+    sid = 'srv-' + uuid.uuid4().hex[:8]
+    loop_guests.add(sid, base.PROJECT)
+    hooks = [{'type': 'mysql', 'name': 'mysql', 'on_failure': 'abort',
+              'params': {'host': '127.0.0.1', 'port': 3306, 'user': 'root',
+                         'lock_timeout': 1, 'tries': 3, 'hold_seconds': 1}}]
+    loop_guests.set_fault('capture_state', 'hang:4')
+    try:
+        snap = base._run(_hook_request(
+            sid, hooks, required_consistency=required,
+            max_freeze_seconds=30)['id'])
+    finally:
+        loop_guests.set_fault(None, None)
+    posts = [e['detail'] for e in snap['events']
+             if e['event'] == constants.EV_HOOK and
+             e['detail'].get('phase') == 'post']
+    assert posts and posts[0].get('ended_early') == {'mysql': 'deadline'}, \
+        posts
+    if required == 'application':
+        assert snap['status'] == constants.ERROR, snap['status']
+        assert snap['fault']['type'] == 'ConsistencyNotReached', snap['fault']
+        # the image made under the freeze was deleted by the revert
+        assert constants.EV_DELETED_ARTIFACT in [
+            e['event'] for e in snap['events']], snap['events']
+        return
+    assert snap['status'] == constants.AVAILABLE, snap['status_reason']
+    assert snap['consistency'] == constants.CONSISTENCY_FILESYSTEM
+    member = snap['members'][0]
+    assert member['consistency'] == constants.CONSISTENCY_FILESYSTEM
+    assert 'ended (deadline)' in member['consistency_reason'], member

@@ -365,6 +365,25 @@ class TestDelete(base.APITestCase):
             # Let the next one take the same server.
             self.set_status(snap['id'], constants.ERROR)
 
+    def test_cancel_by_an_admin_of_another_project_names_nobody(self):
+        snap = self.create()
+        self.set_status(snap['id'], constants.UPLOADING)
+        other_admin = base.headers(project='project-ops',
+                                   roles='admin,member,reader',
+                                   user='ops-admin')
+        self.delete(snap['id'], hdrs=other_admin)
+        detail = self.dbapi.get_snapshot(snap['id'], with_events=True)[
+            'events'][-1]['detail']
+        self.assertEqual({'by': 'an administrator'}, detail)
+        self.set_status(snap['id'], constants.ERROR)
+        snap = self.create()
+        self.set_status(snap['id'], constants.UPLOADING)
+        self.delete(snap['id'])
+        detail = self.dbapi.get_snapshot(snap['id'], with_events=True)[
+            'events'][-1]['detail']
+        self.assertEqual({'user_id': 'user-a'}, detail)
+        self.set_status(snap['id'], constants.ERROR)
+
     def test_delete_finished(self):
         for status, query, keep in ((constants.AVAILABLE, '', False),
                                     (constants.ERROR,

@@ -110,3 +110,47 @@ def test_a_revert_never_raises_whatever_fails(monkeypatch):
     plan = {'members': [{'id': 'm1', 'target_driver': 'x'}]}
     assert task.revert(SID, plan, {'image_id': 'img-1'}) is None
     assert tasks_base.thaw_on_revert(SID) == ['down']
+
+
+def test_continue_after_a_failed_freeze_lowers_those_thawed_with_it(
+        monkeypatch):
+    """on_freeze_failure=continue: the failed freeze thaws the members
+    frozen before it; they are captured after their thaw, so they are
+    crash (never their freeze's filesystem level) and no longer frozen;
+    the members frozen after it keep their freeze."""
+    plan = {'on_freeze_failure': 'continue', 'required': 'crash',
+            'max_freeze_seconds': 60, 'members': [
+                {'id': 'm%d' % i, 'position': i, 'resource_id': 'srv-%d' % i,
+                 'freeze_driver': 'qga'} for i in (1, 2, 3)]}
+    thaws, updates = [], {}
+
+    def freeze_member(snapshot_id, member, deadline, owner, known=None):
+        if member['id'] == 'm2':
+            raise exception.GuestAgentTimeout(guest='srv-2', command='x',
+                                              timeout=1)
+        return {'member_id': member['id'], 'frozen_at': time.time()}
+
+    class DB(object):
+        def update_member(self, member_id, values):
+            updates.setdefault(member_id, []).append(values)
+
+        def __getattr__(self, name):
+            return lambda *a, **k: None
+    task = guest_tasks.FreezeGuests()
+    monkeypatch.setattr(type(task), 'db', DB(), raising=False)
+    monkeypatch.setattr(task, 'check_cancelled', lambda sid: None)
+    monkeypatch.setattr(task, 'set_status', lambda *a, **k: None)
+    monkeypatch.setattr(guest_tasks.freezer, 'freeze_member', freeze_member)
+    monkeypatch.setattr(guest_tasks.freezer, 'thaw_snapshot',
+                        lambda sid, by, **k: thaws.append(by) or [])
+    try:
+        result = task.execute(SID, plan)
+    finally:
+        watchdog.forget(SID)
+    assert thaws == ['flow']
+    assert result['frozen'] == ['m3']
+    assert [u['consistency'] for u in updates['m1']] == ['crash']
+    assert 'thawed before its capture' in \
+        updates['m1'][0]['consistency_reason']
+    assert [u['consistency'] for u in updates['m2']] == ['crash']
+    assert 'm3' not in updates

@@ -356,10 +356,15 @@ class SnapshotsController(rest.RestController):
                         snapshot['id'], {'status': constants.CANCELLING,
                                          'keep_artifacts': keep},
                         expected_status=in_flight)
+                    ctx = pecan.request.context
+                    # (an operator of another project is not named to the
+                    # tenant)
                     dbapi.add_event(snapshot['id'],
                                     constants.EV_CANCEL_REQUESTED,
-                                    detail={'user_id':
-                                            pecan.request.context.user_id})
+                                    detail={'user_id': ctx.user_id}
+                                    if ctx.project_id ==
+                                    snapshot['project_id'] else
+                                    {'by': 'an administrator'})
                     _cast('cancel_snapshot', snapshot['id'])
                 else:
                     if dbapi.get_active_freeze_records(

@@ -236,3 +236,38 @@ def test_cinder_attached_to_invisible_server_is_not_frozen(conn):
 
 def test_metadata_strings():
     assert _cinder.metadata_strings({'a': 1}) == {'a': '1'}
+
+
+def _volume(*servers):
+    return mock.Mock(id='v', project_id='p', status='in-use', group_id=None,
+                     attachments=[{'server_id': s} for s in servers])
+
+
+def test_cinder_volume_of_several_servers_freezes_no_guest(conn):
+    """A multi-attach volume: one freeze cannot quiesce every writer, so
+    no guest is named (crash consistent), with the reason."""
+    conn.block_storage.get_volume.return_value = _volume('s1', 's2')
+    info = cinder_volume.CinderVolumeTarget().preflight(
+        ctx(), {'resource_id': 'v'})
+    assert info['guest'] is None
+    assert 'attached to 2 servers' in info['no_guest_reason']
+    assert not conn.compute.get_server.called
+
+
+def test_cinder_volume_of_another_projects_server_freezes_no_guest(conn):
+    conn.block_storage.get_volume.return_value = _volume('s1')
+    conn.compute.get_server.return_value = mock.Mock(
+        status='ACTIVE', project_id='other')
+    info = cinder_volume.CinderVolumeTarget().preflight(
+        ctx(), {'resource_id': 'v'})
+    assert info['guest'] is None and 'not of this project' in \
+        info['no_guest_reason']
+    assert not conn.admin.compute.get_server.called
+    conn.compute.get_server.return_value = mock.Mock(
+        status='ACTIVE', project_id='p')
+    conn.admin.compute.get_server.return_value = mock.Mock(
+        compute_host='h', instance_name='instance-1')
+    info = cinder_volume.CinderVolumeTarget().preflight(
+        ctx(), {'resource_id': 'v'})
+    assert info['guest']['server_id'] == 's1'
+    assert 'no_guest_reason' not in info
