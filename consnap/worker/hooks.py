@@ -74,11 +74,24 @@ def _hooks(plan, context=None):
 
 
 def _user_context(db, snapshot_id, plan):
-    """The requesting user's context, only when a hook names a secret."""
+    """The requesting user's context, only when a hook names a secret: with
+    a token (the key managers authenticate with one), from the request's
+    trust when it has no token of its own."""
     if not any((s.get('params') or {}).get('secret_ref')
                for s in plan.get('hooks') or []):
         return None
-    return clients.context_from_auth(db.get_snapshot(snapshot_id).get('auth'))
+    ctx = clients.context_from_auth(db.get_snapshot(snapshot_id).get('auth'))
+    if not ctx.auth_token:
+        try:
+            ctx.auth_token = clients.connection_for(ctx).session.get_token()
+        except Exception as e:
+            LOG.warning('No token of the requesting user of %s for its '
+                        'hook secret: %s', snapshot_id, e)
+            raise exception.HookFailed(
+                hook='*', guest='-',
+                reason='could not act as the requesting user to fetch the '
+                       'hook secret (its trust did not authenticate)')
+    return ctx
 
 
 def run_pre(db, snapshot_id, plan):
@@ -196,9 +209,10 @@ def run_post(db, snapshot_id, plan, pre_results, reverting=False):
 
 
 # How a hook's hold (the MySQL read lock) ended, by the hook's own report:
-# released by consnap after the thaw, or killed then; any other end (its
-# own deadline, its database session gone) may have come before the capture.
-HELD_THROUGH_THE_CAPTURE = ('released', 'killed')
+# only "released" (by consnap, after the thaw) proves it lasted through the
+# capture.  Any other end (its own deadline, its database session gone, a
+# holder found dead and killed) may have come before the capture.
+HELD_THROUGH_THE_CAPTURE = ('released',)
 
 
 def _held_too_short(post_result):
@@ -210,23 +224,33 @@ def _held_too_short(post_result):
             res['released'] not in HELD_THROUGH_THE_CAPTURE}
 
 
-def lower_where_hold_ended_early(db, snapshot_id, plan, post_results):
+def lower_where_hold_ended_early(db, snapshot_id, plan):
     """A member recorded ``application`` whose hook hold (the MySQL read
     lock) ended before consnap released it after the capture is not proven
     application-consistent: lowered to ``filesystem`` (what its freeze
-    gave).  Returns the members lowered [(resource_id, reason)]."""
-    lowered = []
-    snap = db.get_snapshot(snapshot_id)
+    gave).  Read from the recorded post-thaw events (``ended_early``), so
+    that a flow resumed after a takeover, whose post-thaw hooks already ran,
+    lowers the same.  Returns the members lowered [(resource_id, reason)].
+    """
+    snap = db.get_snapshot(snapshot_id, with_events=True)
+    lost = {}
+    for e in snap.get('events') or ():
+        detail = e.get('detail') or {}
+        if e['event'] == constants.EV_HOOK and \
+                detail.get('phase') == 'post' and detail.get('ended_early'):
+            lost.setdefault(e.get('member_id'), {}).update(
+                detail['ended_early'])
     levels = {m['id']: m.get('consistency') for m in snap['members']}
+    lowered = []
     for member in plan['members']:
-        lost = _held_too_short((post_results or {}).get(member['id']) or {})
-        if not lost or levels.get(member['id']) != \
+        ended = lost.get(member['id'])
+        if not ended or levels.get(member['id']) != \
                 constants.CONSISTENCY_APPLICATION:
             continue
         reason = ('the hold of hook %s ended (%s) before consnap released '
                   'it after the capture; %s' % (
-                      ', '.join(sorted(lost)),
-                      ', '.join(lost[k] for k in sorted(lost)),
+                      ', '.join(sorted(ended)),
+                      ', '.join(ended[k] for k in sorted(ended)),
                       'filesystems frozen' if member['freeze_driver'] !=
                       'none' else 'quiesced by Nova'))
         db.update_member(member['id'], {

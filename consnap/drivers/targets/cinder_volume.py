@@ -38,13 +38,17 @@ class CinderVolumeTarget(base.TargetDriver):
         or None (detached, a server the user cannot see or of another
         project, or a volume attached to more than one server: one freeze
         cannot quiesce every writer, so it is crash consistent)."""
-        servers = {att.get('server_id') for att in volume.attachments or ()
+        attachments = list(volume.attachments or ())
+        servers = {att.get('server_id') for att in attachments
                    if att.get('server_id')}
-        if len(servers) > 1:
-            LOG.info('Volume %(vol)s is attached to %(n)d servers: no guest '
+        if len(servers) > 1 or len(servers) < len(attachments):
+            # (an attachment with no server: a writer consnap cannot freeze)
+            LOG.info('Volume %(vol)s has %(n)d attachments: no guest '
                      'frozen for it (crash consistent)',
-                     {'vol': volume.id, 'n': len(servers)})
-            return None
+                     {'vol': volume.id, 'n': len(attachments)})
+            return None, ('no guest frozen: %d attachments, %d of a server '
+                          '(one freeze cannot quiesce every writer)'
+                          % (len(attachments), len(servers)))
         for server_id in servers:
             try:
                 server = conn.compute.get_server(server_id)
@@ -65,8 +69,11 @@ class CinderVolumeTarget(base.TargetDriver):
             return {'server_id': server_id, 'name': server.name,
                     'host': admin.compute_host,
                     'instance_name': admin.instance_name,
-                    'driver_info': {}}
-        return None
+                    'driver_info': {}}, None
+        if attachments:
+            return None, ('no guest frozen: its server is not ACTIVE, not '
+                          'visible to the user or not of this project')
+        return None, None
 
     def preflight(self, context, member):
         volume_id = member['resource_id']
@@ -84,19 +91,13 @@ class CinderVolumeTarget(base.TargetDriver):
             raise exception.TargetError(
                 resource='volume', id=volume_id,
                 reason='volume is %s' % volume.status)
-        guest = self._guest(context, conn, volume)
+        guest, why = self._guest(context, conn, volume)
         info = {'volume_id': volume_id,
                 'in_use': volume.status == 'in-use',
                 'group_id': getattr(volume, 'group_id', None),
                 'guest': guest}
-        if guest is None and volume.status == 'in-use':
-            n = len({a.get('server_id') for a in volume.attachments or ()
-                     if a.get('server_id')})
-            info['no_guest_reason'] = (
-                'no guest frozen: attached to %d servers (one freeze cannot '
-                'quiesce every writer)' % n if n > 1 else
-                'no guest frozen: its server is not ACTIVE or not of this '
-                'project')
+        if why:
+            info['no_guest_reason'] = why
         return info
 
     def request_snapshot(self, context, member, info, metadata):

@@ -58,7 +58,17 @@ class FreezeGuests(base.ConsnapTask):
                     LOG.warning('Freeze of %s failed, continuing '
                                 'crash-consistent: %s',
                                 member['resource_id'], e)
-                    freezer.thaw_snapshot(snapshot_id, 'flow')
+                    failed = freezer.thaw_snapshot(snapshot_id, 'flow')
+                    if failed:
+                        # never go on (the thaw retries of ThawGuests would
+                        # not see them): the revert thaws again, the
+                        # watchdog stays armed
+                        raise exception.ThawFailed(
+                            guest=', '.join(
+                                m['resource_id'] for m in plan['members']
+                                if m['id'] in frozen) or
+                            member['resource_id'],
+                            reason='; '.join(failed))
                     for other in plan['members']:
                         if other['id'] == member['id'] or \
                                 other.get('freeze_with') == member['id']:
@@ -173,7 +183,7 @@ class RunPostThawHooks(base.ConsnapTask):
         out = hook_runner.run_post(self.db, snapshot_id, plan,
                                    pre_hook_results)
         lowered = hook_runner.lower_where_hold_ended_early(
-            self.db, snapshot_id, plan, out)
+            self.db, snapshot_id, plan)
         if lowered and plan['required'] == constants.CONSISTENCY_APPLICATION:
             raise exception.ConsistencyNotReached(
                 required=plan['required'], member=lowered[0][0],

@@ -216,13 +216,15 @@ class WaitCaptured(MemberTask):
                     guest=member['resource_id'],
                     seconds=plan['max_freeze_seconds'])
             # Thawed by the deadline before the capture was seen.
+            # (other members may still be frozen: no database read)
             self.wait_until(snapshot_id, _check,
                             CONF.targets.capture_timeout,
                             CONF.targets.poll_interval,
                             exception.CaptureTimeout(
                                 resource=member['type'],
                                 id=member['resource_id'],
-                                timeout=CONF.targets.capture_timeout))
+                                timeout=CONF.targets.capture_timeout),
+                            read_cancel=False)
             captured_at = timeutils.utcnow()
             self.db.update_member(member['id'], {
                 'consistency': constants.CONSISTENCY_CRASH,

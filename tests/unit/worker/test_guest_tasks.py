@@ -154,3 +154,38 @@ def test_continue_after_a_failed_freeze_lowers_those_thawed_with_it(
         updates['m1'][0]['consistency_reason']
     assert [u['consistency'] for u in updates['m2']] == ['crash']
     assert 'm3' not in updates
+
+
+def test_continue_never_goes_on_when_the_thaw_of_the_others_failed(
+        monkeypatch):
+    """The failed freeze's thaw of the members frozen before it failed:
+    the request does not go on (ThawGuests would no longer see them); the
+    error reaches the revert, and the watchdog stays armed."""
+    plan = {'on_freeze_failure': 'continue', 'required': 'crash',
+            'max_freeze_seconds': 60, 'members': [
+                {'id': 'm%d' % i, 'position': i, 'resource_id': 'srv-%d' % i,
+                 'freeze_driver': 'qga'} for i in (1, 2)]}
+
+    def freeze_member(snapshot_id, member, deadline, owner, known=None):
+        if member['id'] == 'm2':
+            raise exception.GuestAgentTimeout(guest='srv-2', command='x',
+                                              timeout=1)
+        return {'member_id': member['id'], 'frozen_at': time.time()}
+
+    class DB(object):
+        def __getattr__(self, name):
+            return lambda *a, **k: None
+    task = guest_tasks.FreezeGuests()
+    monkeypatch.setattr(type(task), 'db', DB(), raising=False)
+    monkeypatch.setattr(task, 'check_cancelled', lambda sid: None)
+    monkeypatch.setattr(task, 'set_status', lambda *a, **k: None)
+    monkeypatch.setattr(guest_tasks.freezer, 'freeze_member', freeze_member)
+    monkeypatch.setattr(guest_tasks.freezer, 'thaw_snapshot',
+                        lambda sid, by, **k: ['srv-1: agent gone'])
+    try:
+        with pytest.raises(exception.ThawFailed) as err:
+            task.execute(SID, plan)
+        assert 'srv-1' in str(err.value)
+        assert _armed()
+    finally:
+        watchdog.forget(SID)

@@ -1,25 +1,36 @@
 """A hook's hold (the MySQL read lock) that ended before consnap released it
 after the capture never leaves a member ``application``."""
 
+import pytest
+
 from consnap.common import constants
+from consnap.common import exception
 from consnap.worker import hooks
+from consnap.worker.tasks import guest_tasks
 
 
 class FakeDB(object):
-    def __init__(self, levels):
+    def __init__(self, levels, ended=None):
         self.levels = dict(levels)
         self.updates = {}
+        # the recorded post-thaw hook events: {member_id: {hook: how}}
+        self.events = [
+            {'event': constants.EV_HOOK, 'member_id': mid,
+             'detail': dict({'phase': 'post', 'failures': []},
+                            **({'ended_early': how} if how else {}))}
+            for mid, how in (ended or {}).items()]
 
-    def get_snapshot(self, snapshot_id):
+    def get_snapshot(self, snapshot_id, with_events=False):
         return {'members': [{'id': k, 'consistency': v}
-                            for k, v in self.levels.items()]}
+                            for k, v in self.levels.items()],
+                'events': self.events, 'auth': {'trust_id': 't'}}
 
     def update_member(self, member_id, values):
         self.updates[member_id] = values
         self.levels[member_id] = values['consistency']
 
 
-PLAN = {'members': [
+PLAN = {'required': 'filesystem', 'members': [
     {'id': 'm1', 'resource_id': 'srv-1', 'freeze_driver': 'qga'},
     {'id': 'm2', 'resource_id': 'srv-2', 'freeze_driver': 'none'},
     {'id': 'm3', 'resource_id': 'srv-3', 'freeze_driver': 'qga'}]}
@@ -29,12 +40,20 @@ def _post(released):
     return {'results': {'mysql': {'released': released}}, 'failures': []}
 
 
+@pytest.mark.parametrize('how, early', [
+    ('released', False), ('killed', True), ('deadline', True),
+    ('session-ended', True), ('gone', True)])
+def test_only_a_release_by_consnap_proves_the_hold(how, early):
+    assert bool(hooks._held_too_short(_post(how))) is early
+    assert hooks._held_too_short({'results': {'app': {}}}) == {}
+
+
 def test_holds_that_ended_early_lower_application_only():
     db = FakeDB({'m1': 'application', 'm2': 'application',
-                 'm3': 'application'})
-    lowered = hooks.lower_where_hold_ended_early(db, 's1', PLAN, {
-        'm1': _post('deadline'), 'm2': _post('session-ended'),
-        'm3': _post('released')})
+                 'm3': 'application'},
+                ended={'m1': {'mysql': 'deadline'},
+                       'm2': {'mysql': 'session-ended'}, 'm3': None})
+    lowered = hooks.lower_where_hold_ended_early(db, 's1', PLAN)
     assert [r for r, _ in lowered] == ['srv-1', 'srv-2']
     assert db.levels == {'m1': 'filesystem', 'm2': 'filesystem',
                          'm3': 'application'}
@@ -42,31 +61,40 @@ def test_holds_that_ended_early_lower_application_only():
     assert 'quiesced by Nova' in db.updates['m2']['consistency_reason']
 
 
-def test_released_or_killed_after_the_capture_keeps_the_level():
-    db = FakeDB({'m1': 'application', 'm3': 'application'})
-    assert hooks.lower_where_hold_ended_early(db, 's1', PLAN, {
-        'm1': _post('killed'), 'm3': _post('released')}) == []
-    assert db.updates == {}
-
-
 def test_a_lower_level_is_never_raised_or_touched():
     db = FakeDB({'m1': constants.CONSISTENCY_FILESYSTEM,
-                 'm3': constants.CONSISTENCY_CRASH})
-    assert hooks.lower_where_hold_ended_early(db, 's1', PLAN, {
-        'm1': _post('deadline'), 'm3': _post('gone')}) == []
+                 'm3': constants.CONSISTENCY_CRASH},
+                ended={'m1': {'mysql': 'deadline'}, 'm3': {'mysql': 'gone'}})
+    assert hooks.lower_where_hold_ended_early(db, 's1', PLAN) == []
     assert db.updates == {}
 
 
-def test_hooks_without_a_hold_are_ignored():
-    db = FakeDB({'m1': 'application'})
-    assert hooks.lower_where_hold_ended_early(db, 's1', PLAN, {
-        'm1': {'results': {'app': {}}, 'failures': []}}) == []
+@pytest.mark.parametrize('required, fails', [('filesystem', False),
+                                             ('application', True)])
+def test_a_flow_resumed_after_its_post_hooks_ran_still_lowers(
+        monkeypatch, required, fails):
+    """A takeover between the recorded post-thaw event and the lowering:
+    the resumed task's run_post does nothing (already ran), the lowering
+    comes from the recorded event all the same."""
+    db = FakeDB({'m1': 'application'}, ended={'m1': {'mysql': 'deadline'}})
+    task = guest_tasks.RunPostThawHooks()
+    monkeypatch.setattr(type(task), 'db', db, raising=False)
+    monkeypatch.setattr(guest_tasks.hook_runner, 'run_post',
+                        lambda *a, **k: {})
+    plan = dict(PLAN, required=required, hooks=[{'type': 'mysql'}])
+    if fails:
+        with pytest.raises(exception.ConsistencyNotReached):
+            task.execute('s1', plan, {'m1': {'ran': ['mysql']}})
+    else:
+        task.execute('s1', plan, {'m1': {'ran': ['mysql']}})
+    assert db.levels['m1'] == 'filesystem'
 
 
 def test_a_secret_is_fetched_with_the_users_authority(monkeypatch):
-    """A hook's secret_ref is fetched with the requesting user's context
-    (its trust), never consnap's own admin context; the post-thaw phase,
-    which needs no password, fetches nothing."""
+    """A hook's secret_ref is fetched with the requesting user's context,
+    with a token from its trust (the key managers authenticate with a
+    token), never consnap's own admin context; the post-thaw phase, which
+    needs no password, fetches nothing."""
     import sys
     import types
     fetched = []
@@ -80,7 +108,8 @@ def test_a_secret_is_fetched_with_the_users_authority(monkeypatch):
             pass
 
         def get(self, context, ref):
-            fetched.append((context, ref))
+            fetched.append((context.trust_id, context.auth_token,
+                            context.project_id, ref))
             return Secret()
     km = types.ModuleType('castellan.key_manager')
     km.API = API
@@ -88,20 +117,43 @@ def test_a_secret_is_fetched_with_the_users_authority(monkeypatch):
     pkg.key_manager = km
     monkeypatch.setitem(sys.modules, 'castellan', pkg)
     monkeypatch.setitem(sys.modules, 'castellan.key_manager', km)
-    user_ctx = object()
-    monkeypatch.setattr(hooks.clients, 'context_from_auth',
-                        lambda auth: user_ctx if auth == {'trust_id': 't'}
-                        else None)
+
+    class Conn(object):
+        class session(object):
+            @staticmethod
+            def get_token():
+                return 'trust-scoped-token'
+    asked = []
+    monkeypatch.setattr(hooks.clients, 'connection_for',
+                        lambda ctx: asked.append(ctx.trust_id) or Conn())
 
     class DB(object):
         def get_snapshot(self, snapshot_id):
-            return {'auth': {'trust_id': 't'}}
+            return {'auth': {'user_id': 'u', 'project_id': 'p',
+                             'roles': ['member'], 'trust_id': 't'}}
     plan = {'hooks': [{'type': 'mysql', 'name': 'db',
                        'params': {'user': 'root', 'secret_ref': 'ref-1'}}]}
     spec = hooks.library_spec(plan['hooks'][0],
                               hooks._user_context(DB(), 's1', plan))
-    assert spec['password'] == 'pw' and fetched == [(user_ctx, 'ref-1')]
+    assert spec['password'] == 'pw'
+    assert asked == ['t']
+    assert fetched == [('t', 'trust-scoped-token', 'p', 'ref-1')]
     assert 'password' not in hooks.library_spec(plan['hooks'][0])
     assert len(fetched) == 1
     assert hooks._user_context(DB(), 's1', {'hooks': [
         {'type': 'command', 'name': 'c', 'pre': ['true']}]}) is None
+
+
+def test_a_trust_that_does_not_authenticate_fails_the_hook(monkeypatch):
+    def refuse(ctx):
+        raise RuntimeError('401 from Keystone at http://10.0.0.5:5000')
+    monkeypatch.setattr(hooks.clients, 'connection_for', refuse)
+
+    class DB(object):
+        def get_snapshot(self, snapshot_id):
+            return {'auth': {'user_id': 'u', 'project_id': 'p',
+                             'trust_id': 't'}}
+    with pytest.raises(exception.HookFailed) as err:
+        hooks._user_context(DB(), 's1', {'hooks': [
+            {'type': 'mysql', 'params': {'secret_ref': 'r'}}]})
+    assert '10.0.0.5' not in str(err.value)

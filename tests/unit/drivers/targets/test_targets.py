@@ -250,7 +250,16 @@ def test_cinder_volume_of_several_servers_freezes_no_guest(conn):
     info = cinder_volume.CinderVolumeTarget().preflight(
         ctx(), {'resource_id': 'v'})
     assert info['guest'] is None
-    assert 'attached to 2 servers' in info['no_guest_reason']
+    assert '2 attachments' in info['no_guest_reason']
+    assert not conn.compute.get_server.called
+    # an attachment with no server (a host's): a writer nobody freezes
+    vol = _volume('s1')
+    vol.attachments.append({'host_name': 'h1'})
+    conn.block_storage.get_volume.return_value = vol
+    info = cinder_volume.CinderVolumeTarget().preflight(
+        ctx(), {'resource_id': 'v'})
+    assert info['guest'] is None and '2 attachments' in \
+        info['no_guest_reason']
     assert not conn.compute.get_server.called
 
 
