@@ -143,6 +143,13 @@ def _trust_auth(trust_id):
     return loader.load_from_options(**options)
 
 
+def trust_auth(trust_id):
+    """The auth plugin acting with ``trust_id`` (for a client library that
+    takes a plugin, e.g. castellan's key manager through a context's
+    ``get_auth_plugin``)."""
+    return _trust_auth(trust_id)
+
+
 class _UserToken(ks_plugin.BaseAuthPlugin):
     """The user's token as it is (no re-authentication, which an expired
     token would fail), with the service user's catalog for endpoints."""

@@ -83,6 +83,11 @@ def _user_context(db, snapshot_id, plan):
     ctx = clients.context_from_auth(db.get_snapshot(snapshot_id).get('auth'))
     if not ctx.auth_token:
         try:
+            # castellan's Barbican key manager authenticates with the
+            # context's own auth plugin when it has one: the trust itself
+            # (a trust-scoped token cannot be exchanged for another one)
+            auth = clients.trust_auth(ctx.trust_id)
+            ctx.get_auth_plugin = lambda: auth
             ctx.auth_token = clients.connection_for(ctx).session.get_token()
         except Exception as e:
             LOG.warning('No token of the requesting user of %s for its '
@@ -181,11 +186,15 @@ def run_post(db, snapshot_id, plan, pre_results, reverting=False):
         pre = pre_results.get(member['id'])
         if not pre:
             continue
+        holding = set()
         try:
+            hooks = _hooks(plan)
+            holding = {h.name for h in hooks if h.holds} & \
+                set(pre.get('ran') or ())
             driver = loader.get_freeze_driver(member['hook_driver'])
             if member['freeze_driver'] == 'none':
                 _wait_nova_unquiesced(driver, member['guest'])
-            result = hooks_base.run_post_thaw(_hooks(plan), driver,
+            result = hooks_base.run_post_thaw(hooks, driver,
                                               member['guest'], pre)
         except Exception as e:
             LOG.exception('Post-thaw hooks on %s failed',
@@ -194,6 +203,11 @@ def run_post(db, snapshot_id, plan, pre_results, reverting=False):
                                                    'reason': str(e)}]}
         out[member['id']] = result
         lost = _held_too_short(result)
+        for name in holding - set(lost):
+            if (result['results'].get(name) or {}).get('released') is None:
+                # its release failed: how the hold ended is unknown
+                lost[name] = 'release not confirmed'
+                result.setdefault('ended_early', {})[name] = lost[name]
         try:
             db.add_event(snapshot_id, constants.EV_HOOK,
                          member_id=member['id'],
@@ -218,13 +232,15 @@ HELD_THROUGH_THE_CAPTURE = ('released',)
 def _held_too_short(post_result):
     """{hook: how it ended} of the holds that did not last until consnap
     released them."""
-    return {name: res['released']
+    lost = {name: res['released']
             for name, res in (post_result.get('results') or {}).items()
             if isinstance(res, dict) and 'released' in res and
             res['released'] not in HELD_THROUGH_THE_CAPTURE}
+    lost.update(post_result.get('ended_early') or {})
+    return lost
 
 
-def lower_where_hold_ended_early(db, snapshot_id, plan):
+def lower_where_hold_ended_early(db, snapshot_id, plan, post_results=None):
     """A member recorded ``application`` whose hook hold (the MySQL read
     lock) ended before consnap released it after the capture is not proven
     application-consistent: lowered to ``filesystem`` (what its freeze
@@ -234,6 +250,12 @@ def lower_where_hold_ended_early(db, snapshot_id, plan):
     """
     snap = db.get_snapshot(snapshot_id, with_events=True)
     lost = {}
+    # this run's results (their events may not have been written) and the
+    # recorded ones (a run before a takeover)
+    for member_id, result in (post_results or {}).items():
+        ended = _held_too_short(result or {})
+        if ended:
+            lost.setdefault(member_id, {}).update(ended)
     for e in snap.get('events') or ():
         detail = e.get('detail') or {}
         if e['event'] == constants.EV_HOOK and \

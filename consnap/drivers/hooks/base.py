@@ -42,6 +42,12 @@ CONTINUE = 'continue'
 class Hook(metaclass=abc.ABCMeta):
     """One application hook; ``spec`` is its dict from the request."""
 
+    #: The hook holds the application still from its pre-freeze until its
+    #: post-thaw (the MySQL read lock): its post-thaw result says how the
+    #: hold ended (``released``), and only consnap's own release proves the
+    #: hold lasted through the capture.
+    holds = False
+
     def __init__(self, conf, spec):
         self.conf = conf
         self.spec = dict(spec)

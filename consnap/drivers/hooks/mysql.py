@@ -41,6 +41,8 @@ def lock_script():
 
 class MysqlHook(base.Hook):
 
+    holds = True
+
     def __init__(self, conf, spec):
         super().__init__(conf, spec)
         hooks = conf.hooks

@@ -41,7 +41,8 @@ class CinderVolumeTarget(base.TargetDriver):
         attachments = list(volume.attachments or ())
         servers = {att.get('server_id') for att in attachments
                    if att.get('server_id')}
-        if len(servers) > 1 or len(servers) < len(attachments):
+        if len(servers) > 1 or any(not att.get('server_id')
+                                   for att in attachments):
             # (an attachment with no server: a writer consnap cannot freeze)
             LOG.info('Volume %(vol)s has %(n)d attachments: no guest '
                      'frozen for it (crash consistent)',

@@ -182,8 +182,11 @@ class RunPostThawHooks(base.ConsnapTask):
             return {}
         out = hook_runner.run_post(self.db, snapshot_id, plan,
                                    pre_hook_results)
+        # (also read from the recorded events: a flow resumed after a
+        # takeover, whose post-thaw hooks already ran; MarkAvailable checks
+        # the required level again)
         lowered = hook_runner.lower_where_hold_ended_early(
-            self.db, snapshot_id, plan)
+            self.db, snapshot_id, plan, out)
         if lowered and plan['required'] == constants.CONSISTENCY_APPLICATION:
             raise exception.ConsistencyNotReached(
                 required=plan['required'], member=lowered[0][0],

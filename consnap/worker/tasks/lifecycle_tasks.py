@@ -106,12 +106,27 @@ class MarkAvailable(base.ConsnapTask):
             # would delete artifacts the request lists (or was told to
             # keep).
             return snap['consistency']
-        levels = []
+        levels = [m['consistency'] or constants.CONSISTENCY_CRASH
+                  for m in snap['members']]
+        overall = min(levels, key=constants.CONSISTENCY_LEVELS.index)
+        required = (plan or {}).get('required')
+        if required in constants.CONSISTENCY_LEVELS and \
+                constants.CONSISTENCY_LEVELS.index(overall) < \
+                constants.CONSISTENCY_LEVELS.index(required):
+            # a member lowered after its level was planned (a hold that
+            # ended early, a freeze that ended before its capture), also
+            # by a flow resumed after a takeover: never "available" below
+            # what the request required
+            low = [m for m in snap['members']
+                   if (m['consistency'] or constants.CONSISTENCY_CRASH) ==
+                   overall][0]
+            raise exception.ConsistencyNotReached(
+                required=required, member=low['resource_id'],
+                reached=overall, reason=low.get('consistency_reason') or
+                'lowered after the plan')
         for member in snap['members']:
-            levels.append(member['consistency'] or constants.CONSISTENCY_CRASH)
             self.db.update_member(member['id'],
                                   {'status': constants.AVAILABLE})
-        overall = min(levels, key=constants.CONSISTENCY_LEVELS.index)
         now = timeutils.utcnow()
         # The final status releases the request's ownership (a DELETE may
         # be claimed from then on); what follows never fails the flow.

@@ -189,3 +189,61 @@ def test_continue_never_goes_on_when_the_thaw_of_the_others_failed(
         assert _armed()
     finally:
         watchdog.forget(SID)
+
+
+def test_mark_available_never_below_the_required_level(monkeypatch):
+    """A member lowered after its plan (here by a flow resumed after a
+    takeover, which lowered it before dying): MarkAvailable refuses to
+    record ``available`` below the required level."""
+    from consnap.worker.tasks import lifecycle_tasks
+    task = lifecycle_tasks.MarkAvailable()
+    calls = []
+
+    class DB(object):
+        def get_snapshot(self, snapshot_id):
+            return {'status': 'uploading', 'consistency': None, 'members': [
+                {'id': 'm1', 'resource_id': 'srv-1',
+                 'consistency': 'application'},
+                {'id': 'm2', 'resource_id': 'srv-2',
+                 'consistency': 'filesystem',
+                 'consistency_reason': 'the hold of hook db ended'}]}
+
+        def __getattr__(self, name):
+            return lambda *a, **k: calls.append(name)
+    monkeypatch.setattr(type(task), 'db', DB(), raising=False)
+    with pytest.raises(exception.ConsistencyNotReached) as err:
+        task.execute(SID, {'required': 'application'})
+    assert 'srv-2' in str(err.value) and 'hold' in str(err.value)
+    assert calls == []
+    assert task.execute(SID, {'required': 'filesystem'}) == 'filesystem'
+
+
+def test_a_wait_under_the_freeze_reads_nothing_from_the_database(
+        monkeypatch):
+    """wait_until(read_cancel=False), the capture wait under the freeze:
+    no database read between the guest and its thaw; with read_cancel a
+    cancel recorded in the database ends the wait."""
+    from consnap.worker.tasks import base as task_base
+    reads = []
+
+    class DB(object):
+        def get_snapshot(self, snapshot_id):
+            reads.append(snapshot_id)
+            return {'status': 'cancelling'}
+    task = guest_tasks.ThawGuests()
+    monkeypatch.setattr(type(task), 'db', DB(), raising=False)
+    polls = []
+
+    def check():
+        polls.append(1)
+        return len(polls) >= 3
+    try:
+        task.wait_until(SID, check, 5, 0.01, RuntimeError('timeout'),
+                        read_cancel=False)
+        assert reads == [] and len(polls) == 3
+        polls[:] = []
+        with pytest.raises(exception.Cancelled):
+            task.wait_until(SID, check, 5, 0.01, RuntimeError('timeout'))
+        assert reads == [SID] and len(polls) == 1
+    finally:
+        task_base.forget_cancel_event(SID)

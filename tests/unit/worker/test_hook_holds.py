@@ -110,6 +110,8 @@ def test_a_secret_is_fetched_with_the_users_authority(monkeypatch):
         def get(self, context, ref):
             fetched.append((context.trust_id, context.auth_token,
                             context.project_id, ref))
+            # what castellan's Barbican key manager authenticates with
+            assert context.get_auth_plugin() == ('trust-plugin', 't')
             return Secret()
     km = types.ModuleType('castellan.key_manager')
     km.API = API
@@ -117,6 +119,9 @@ def test_a_secret_is_fetched_with_the_users_authority(monkeypatch):
     pkg.key_manager = km
     monkeypatch.setitem(sys.modules, 'castellan', pkg)
     monkeypatch.setitem(sys.modules, 'castellan.key_manager', km)
+
+    monkeypatch.setattr(hooks.clients, 'trust_auth',
+                        lambda trust_id: ('trust-plugin', trust_id))
 
     class Conn(object):
         class session(object):
@@ -145,6 +150,8 @@ def test_a_secret_is_fetched_with_the_users_authority(monkeypatch):
 
 
 def test_a_trust_that_does_not_authenticate_fails_the_hook(monkeypatch):
+    monkeypatch.setattr(hooks.clients, 'trust_auth', lambda t: object())
+
     def refuse(ctx):
         raise RuntimeError('401 from Keystone at http://10.0.0.5:5000')
     monkeypatch.setattr(hooks.clients, 'connection_for', refuse)
@@ -157,3 +164,41 @@ def test_a_trust_that_does_not_authenticate_fails_the_hook(monkeypatch):
         hooks._user_context(DB(), 's1', {'hooks': [
             {'type': 'mysql', 'params': {'secret_ref': 'r'}}]})
     assert '10.0.0.5' not in str(err.value)
+
+
+def test_a_hold_whose_release_failed_is_not_proven(monkeypatch):
+    """The release of a hold (the MySQL lock) did not answer: how the hold
+    ended is unknown, so the member is not application; a command hook's
+    post-thaw failure (no hold) changes nothing."""
+    db = FakeDB({'m1': 'application', 'm3': 'application'})
+    db.events = []
+    db.added = []
+    db.add_event = lambda sid, ev, member_id=None, detail=None: \
+        db.added.append((member_id, detail))
+    monkeypatch.setattr(hooks, 'post_already_ran', lambda db, sid: False)
+    monkeypatch.setattr(hooks.loader, 'get_freeze_driver', lambda n: None)
+
+    def post(hooks_, driver, guest, pre):
+        if guest == 'g1':
+            return {'results': {}, 'failures': [
+                {'hook': 'db', 'reason': 'agent timeout'}]}
+        return {'results': {'db': {'released': 'released'}},
+                'failures': [{'hook': 'app', 'reason': 'exit 1'}]}
+    monkeypatch.setattr(hooks.hooks_base, 'run_post_thaw', post)
+    plan = dict(PLAN, hooks=[
+        {'type': 'mysql', 'name': 'db'},
+        {'type': 'command', 'name': 'app', 'pre': ['true'],
+         'post': ['false']}])
+    plan['members'] = [dict(m, hook_driver='qga', guest=g)
+                       for m, g in zip(PLAN['members'], ('g1', 'g2', 'g3'))
+                       if m['id'] != 'm2']
+    out = hooks.run_post(db, 's1', plan, {
+        'm1': {'ran': ['db', 'app']}, 'm3': {'ran': ['db', 'app']}})
+    assert out['m1']['ended_early'] == {'db': 'release not confirmed'}
+    assert 'ended_early' not in out['m3']
+    assert [d.get('ended_early') for _, d in db.added] == [
+        {'db': 'release not confirmed'}, None]
+    db.events = []      # the events were not written: this run's results
+    lowered = hooks.lower_where_hold_ended_early(db, 's1', plan, out)
+    assert [r for r, _ in lowered] == ['srv-1']
+    assert db.levels == {'m1': 'filesystem', 'm3': 'application'}
