@@ -202,12 +202,9 @@ def run_post(db, snapshot_id, plan, pre_results, reverting=False):
             result = {'results': {}, 'failures': [{'hook': '*',
                                                    'reason': str(e)}]}
         out[member['id']] = result
-        lost = _held_too_short(result)
-        for name in holding - set(lost):
-            if (result['results'].get(name) or {}).get('released') is None:
-                # its release failed: how the hold ended is unknown
-                lost[name] = 'release not confirmed'
-                result.setdefault('ended_early', {})[name] = lost[name]
+        lost = _held_too_short(result, holding)
+        if lost:
+            result['ended_early'] = lost
         try:
             db.add_event(snapshot_id, constants.EV_HOOK,
                          member_id=member['id'],
@@ -229,13 +226,17 @@ def run_post(db, snapshot_id, plan, pre_results, reverting=False):
 HELD_THROUGH_THE_CAPTURE = ('released',)
 
 
-def _held_too_short(post_result):
+def _held_too_short(post_result, holding=()):
     """{hook: how it ended} of the holds that did not last until consnap
-    released them."""
-    lost = {name: res['released']
-            for name, res in (post_result.get('results') or {}).items()
+    released them; a hook of ``holding`` (holds that ran) whose release
+    did not answer ended unknown."""
+    results = post_result.get('results') or {}
+    lost = {name: res['released'] for name, res in results.items()
             if isinstance(res, dict) and 'released' in res and
             res['released'] not in HELD_THROUGH_THE_CAPTURE}
+    for name in set(holding) - set(lost):
+        if (results.get(name) or {}).get('released') is None:
+            lost[name] = 'release not confirmed'
     lost.update(post_result.get('ended_early') or {})
     return lost
 

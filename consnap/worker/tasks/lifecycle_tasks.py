@@ -117,9 +117,9 @@ class MarkAvailable(base.ConsnapTask):
             # ended early, a freeze that ended before its capture), also
             # by a flow resumed after a takeover: never "available" below
             # what the request required
-            low = [m for m in snap['members']
-                   if (m['consistency'] or constants.CONSISTENCY_CRASH) ==
-                   overall][0]
+            low = next(m for m in snap['members']
+                       if (m['consistency'] or
+                           constants.CONSISTENCY_CRASH) == overall)
             raise exception.ConsistencyNotReached(
                 required=required, member=low['resource_id'],
                 reached=overall, reason=low.get('consistency_reason') or

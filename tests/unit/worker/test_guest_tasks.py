@@ -112,17 +112,15 @@ def test_a_revert_never_raises_whatever_fails(monkeypatch):
     assert tasks_base.thaw_on_revert(SID) == ['down']
 
 
-def test_continue_after_a_failed_freeze_lowers_those_thawed_with_it(
-        monkeypatch):
-    """on_freeze_failure=continue: the failed freeze thaws the members
-    frozen before it; they are captured after their thaw, so they are
-    crash (never their freeze's filesystem level) and no longer frozen;
-    the members frozen after it keep their freeze."""
+def _continue_freeze(monkeypatch, n, thaw):
+    """FreezeGuests of ``n`` members with on_freeze_failure=continue whose
+    second member's freeze fails; ``thaw`` stands for the freezer's thaw.
+    Returns (task, plan, {member_id: [update_member values]})."""
     plan = {'on_freeze_failure': 'continue', 'required': 'crash',
             'max_freeze_seconds': 60, 'members': [
                 {'id': 'm%d' % i, 'position': i, 'resource_id': 'srv-%d' % i,
-                 'freeze_driver': 'qga'} for i in (1, 2, 3)]}
-    thaws, updates = [], {}
+                 'freeze_driver': 'qga'} for i in range(1, n + 1)]}
+    updates = {}
 
     def freeze_member(snapshot_id, member, deadline, owner, known=None):
         if member['id'] == 'm2':
@@ -141,8 +139,19 @@ def test_continue_after_a_failed_freeze_lowers_those_thawed_with_it(
     monkeypatch.setattr(task, 'check_cancelled', lambda sid: None)
     monkeypatch.setattr(task, 'set_status', lambda *a, **k: None)
     monkeypatch.setattr(guest_tasks.freezer, 'freeze_member', freeze_member)
-    monkeypatch.setattr(guest_tasks.freezer, 'thaw_snapshot',
-                        lambda sid, by, **k: thaws.append(by) or [])
+    monkeypatch.setattr(guest_tasks.freezer, 'thaw_snapshot', thaw)
+    return task, plan, updates
+
+
+def test_continue_after_a_failed_freeze_lowers_those_thawed_with_it(
+        monkeypatch):
+    """on_freeze_failure=continue: the failed freeze thaws the members
+    frozen before it; they are captured after their thaw, so they are
+    crash (never their freeze's filesystem level) and no longer frozen;
+    the members frozen after it keep their freeze."""
+    thaws = []
+    task, plan, updates = _continue_freeze(
+        monkeypatch, 3, lambda sid, by, **k: thaws.append(by) or [])
     try:
         result = task.execute(SID, plan)
     finally:
@@ -161,27 +170,8 @@ def test_continue_never_goes_on_when_the_thaw_of_the_others_failed(
     """The failed freeze's thaw of the members frozen before it failed:
     the request does not go on (ThawGuests would no longer see them); the
     error reaches the revert, and the watchdog stays armed."""
-    plan = {'on_freeze_failure': 'continue', 'required': 'crash',
-            'max_freeze_seconds': 60, 'members': [
-                {'id': 'm%d' % i, 'position': i, 'resource_id': 'srv-%d' % i,
-                 'freeze_driver': 'qga'} for i in (1, 2)]}
-
-    def freeze_member(snapshot_id, member, deadline, owner, known=None):
-        if member['id'] == 'm2':
-            raise exception.GuestAgentTimeout(guest='srv-2', command='x',
-                                              timeout=1)
-        return {'member_id': member['id'], 'frozen_at': time.time()}
-
-    class DB(object):
-        def __getattr__(self, name):
-            return lambda *a, **k: None
-    task = guest_tasks.FreezeGuests()
-    monkeypatch.setattr(type(task), 'db', DB(), raising=False)
-    monkeypatch.setattr(task, 'check_cancelled', lambda sid: None)
-    monkeypatch.setattr(task, 'set_status', lambda *a, **k: None)
-    monkeypatch.setattr(guest_tasks.freezer, 'freeze_member', freeze_member)
-    monkeypatch.setattr(guest_tasks.freezer, 'thaw_snapshot',
-                        lambda sid, by, **k: ['srv-1: agent gone'])
+    task, plan, _ = _continue_freeze(
+        monkeypatch, 2, lambda sid, by, **k: ['srv-1: agent gone'])
     try:
         with pytest.raises(exception.ThawFailed) as err:
             task.execute(SID, plan)
