@@ -71,8 +71,9 @@ class Connection(object, metaclass=abc.ABCMeta):
         statuses, else InvalidState.  Returns the updated dict."""
 
     @abc.abstractmethod
-    def update_member(self, member_id, values):
-        """Update one member's results."""
+    def update_member(self, member_id, values, expected_owner=None):
+        """Update one member's results; with ``expected_owner``, only
+        while that conductor owns the request, else OwnershipLost."""
 
     @abc.abstractmethod
     def add_event(self, snapshot_id, event, member_id=None, detail=None,

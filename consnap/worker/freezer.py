@@ -20,6 +20,7 @@ from consnap import conf
 from consnap.db import api as dbapi
 from consnap.drivers.freeze import base as freeze_base
 from consnap.drivers import loader
+from consnap.worker import owners
 
 CONF = conf.CONF
 LOG = log.getLogger(__name__)
@@ -82,8 +83,11 @@ def freeze_member(snapshot_id, member, deadline, owner, known=None):
     frozen_at = result.get('frozen_at') or time.time()
     db.update_freeze_record(record_id, {'state': 'frozen',
                                         'frozen_at': _utc(frozen_at)})
+    # fenced: a stale flow's freeze is thawed by its revert, and never
+    # recorded over its successor's member
     db.update_member(member['id'], {'frozen_at': _utc(frozen_at),
-                                    'status': 'frozen'})
+                                    'status': 'frozen'},
+                     expected_owner=owners.owner_of(snapshot_id))
     db.add_event(snapshot_id, constants.EV_FROZEN, member_id=member['id'],
                  detail={'mountpoints': result.get('frozen', []),
                          'resource_id': member['resource_id']},
@@ -215,8 +219,7 @@ def thaw_snapshot(snapshot_id, thawed_by='flow', known=None, owner=None):
     """
     db = dbapi.get_instance()
     if owner is None and thawed_by in ('flow', 'revert', 'watchdog'):
-        from consnap.worker.tasks import base as tasks_base
-        owner = tasks_base.owner_of(snapshot_id)
+        owner = owners.owner_of(snapshot_id)
     try:
         records = db.get_active_freeze_records(snapshot_id=snapshot_id)
     except Exception as e:

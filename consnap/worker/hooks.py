@@ -17,6 +17,7 @@ from consnap.common import exception
 from consnap import conf
 from consnap.drivers.hooks import base as hooks_base
 from consnap.drivers import loader
+from consnap.worker import owners
 
 CONF = conf.CONF
 LOG = log.getLogger(__name__)
@@ -146,7 +147,8 @@ def run_pre(db, snapshot_id, plan):
                     reached=level, reason=reason)
             db.update_member(member['id'], {
                 'consistency': level, 'consistency_reason': reason,
-                'details': {'hooks': result['metadata']}})
+                'details': {'hooks': result['metadata']}},
+                expected_owner=owners.owner_of(snapshot_id))
     except Exception:
         run_post(db, snapshot_id, plan, results, reverting=True)
         raise
@@ -278,6 +280,7 @@ def lower_where_hold_ended_early(db, snapshot_id, plan, post_results=None):
                       'none' else 'quiesced by Nova'))
         db.update_member(member['id'], {
             'consistency': constants.CONSISTENCY_FILESYSTEM,
-            'consistency_reason': reason})
+            'consistency_reason': reason},
+            expected_owner=owners.owner_of(snapshot_id))
         lowered.append((member['resource_id'], reason))
     return lowered

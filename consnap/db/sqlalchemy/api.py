@@ -167,6 +167,20 @@ def _freeze_record_dict(rec):
             'thawed_at': _dt(rec.thawed_at), 'thawed_by': rec.thawed_by}
 
 
+def _fence(snap, expected_owner, released_ok=True):
+    """OwnershipLost when ``expected_owner`` no longer owns ``snap``: a
+    conductor that was taken over never writes over its successor.  A
+    request whose flow has ended has no owner: with ``released_ok`` False
+    that is lost too (a stale flow never rewrites a finished request's
+    members)."""
+    if expected_owner is None or snap.owner == expected_owner:
+        return
+    if snap.owner or not released_ok:
+        raise exception.OwnershipLost(
+            snapshot=snap.id,
+            reason='owner %s, not %s' % (snap.owner, expected_owner))
+
+
 def _apply(row, values, merge):
     """Set ``values`` on ``row``; the JSON dict column ``merge`` is
     updated key by key rather than replaced."""
@@ -452,13 +466,7 @@ class Connection(api.Connection):
                     raise exception.InvalidState(
                         snapshot=snapshot_id, status=snap.status,
                         reason='expected %s' % ' or '.join(allowed))
-            if expected_owner is not None and snap.owner and \
-                    snap.owner != expected_owner:
-                # fenced: a conductor that was taken over never writes
-                # over its successor
-                raise exception.OwnershipLost(
-                    snapshot=snapshot_id,
-                    reason='owner %s, not %s' % (snap.owner, expected_owner))
+            _fence(snap, expected_owner)
             _apply(snap, values, merge='timeline')
             if (snap.status in constants.FINISHED_STATUSES and
                     'status' in values):
@@ -473,12 +481,19 @@ class Connection(api.Connection):
             return _snapshot_dict(snap)
 
     @_retry
-    def update_member(self, member_id, values):
+    def update_member(self, member_id, values, expected_owner=None):
         values = dict(values)
         with _session_for_write() as session:
             member = session.get(models.SnapshotMember, member_id)
             if member is None:
                 raise exception.NotFound('member %s not found' % member_id)
+            if expected_owner is not None:
+                # the request's row locked first, as every ownership change
+                # does: no takeover between the check and the write
+                _fence(session.execute(sa.select(models.Snapshot).where(
+                    models.Snapshot.id == member.snapshot_id
+                ).with_for_update()).scalar_one(), expected_owner,
+                    released_ok=False)
             _apply(member, values, merge='details')
             session.flush()
             return _member_dict(member)
@@ -494,6 +509,9 @@ class Connection(api.Connection):
     @_retry
     def destroy_snapshot(self, snapshot_id):
         with _session_for_write() as session:
+            # the request's row first, as every fenced write locks it
+            session.execute(sa.select(models.Snapshot.id).where(
+                models.Snapshot.id == snapshot_id).with_for_update())
             active = session.execute(sa.select(sa.func.count()).select_from(
                 models.FreezeRecord).where(
                 models.FreezeRecord.snapshot_id == snapshot_id,

@@ -12,6 +12,7 @@ from consnap.common import exception
 from consnap import conf
 from consnap.db import api as dbapi
 from consnap.worker import freezer
+from consnap.worker import owners
 
 CONF = conf.CONF
 LOG = log.getLogger(__name__)
@@ -25,24 +26,10 @@ ACTIVE_STATUSES = tuple(s for s in constants.IN_FLIGHT_STATUSES
                         if s != constants.CANCELLING)
 
 
-# The owner each flow running in this process runs as (the conductor's id
-# when it claimed or took over the request): its writes are fenced on it.
-_OWNERS = {}
-
-
-def set_owner(snapshot_id, owner):
-    with _CANCEL_LOCK:
-        _OWNERS[snapshot_id] = owner
-
-
-def owner_of(snapshot_id):
-    with _CANCEL_LOCK:
-        return _OWNERS.get(snapshot_id)
-
-
-def forget_owner(snapshot_id):
-    with _CANCEL_LOCK:
-        _OWNERS.pop(snapshot_id, None)
+# (re-exported: the flows' tasks and the conductor use them through here)
+set_owner = owners.set_owner
+owner_of = owners.owner_of
+forget_owner = owners.forget_owner
 
 
 def cancel_event(snapshot_id):
@@ -102,6 +89,28 @@ class ConsnapTask(task.Task):
                 constants.CANCELLING
         except Exception as e:
             LOG.debug('Could not read snapshot %s for a cancel: %s',
+                      snapshot_id, e)
+            return False
+
+    def update_member(self, snapshot_id, member_id, values):
+        """A member write fenced on this flow's owner (OwnershipLost once
+        another conductor took the request over, or its flow ended)."""
+        return self.db.update_member(member_id, values,
+                                     expected_owner=owner_of(snapshot_id))
+
+    def taken_over(self, snapshot_id):
+        """True when the database says this flow no longer owns its
+        request (another conductor took it over, or it ended): a revert
+        then leaves the artifacts, which may be the successor's.  A read
+        that fails is not a takeover (the partial results are deleted, as
+        without one)."""
+        mine = owner_of(snapshot_id)
+        if mine is None:
+            return False
+        try:
+            return self.db.get_snapshot(snapshot_id).get('owner') != mine
+        except Exception as e:
+            LOG.debug('Could not read the owner of snapshot %s: %s',
                       snapshot_id, e)
             return False
 

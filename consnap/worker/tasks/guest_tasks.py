@@ -73,7 +73,7 @@ class FreezeGuests(base.ConsnapTask):
                         if other['id'] == member['id'] or \
                                 other.get('freeze_with') == member['id']:
                             # the members this freeze was for, too
-                            self.db.update_member(other['id'], {
+                            self.update_member(snapshot_id, other['id'], {
                                 'consistency': constants.CONSISTENCY_CRASH,
                                 'consistency_reason':
                                     'freeze failed: %s' % e})
@@ -81,7 +81,7 @@ class FreezeGuests(base.ConsnapTask):
                     # before their capture: crash, and no longer frozen
                     # (whatever the freeze driver can prove afterwards)
                     for other_id in frozen:
-                        self.db.update_member(other_id, {
+                        self.update_member(snapshot_id, other_id, {
                             'consistency': constants.CONSISTENCY_CRASH,
                             'consistency_reason':
                                 'thawed before its capture: the freeze of '
@@ -95,7 +95,7 @@ class FreezeGuests(base.ConsnapTask):
                 if other.get('freeze_with') == member['id']:
                     # the same guest, frozen by this very freeze
                     frozen.append(other['id'])
-                    self.db.update_member(other['id'], {
+                    self.update_member(snapshot_id, other['id'], {
                         'frozen_at': freezer._utc(result['frozen_at']),
                         'status': 'frozen'})
             if watchdog.fired(snapshot_id):

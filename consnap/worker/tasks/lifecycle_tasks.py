@@ -60,7 +60,7 @@ class SnapshotToErrorOnRevert(base.ConsnapTask):
                 # artifacts were deleted by the reverts, even one that
                 # MarkAvailable had marked before a cancel came), and its
                 # planned level was never reached: none is recorded
-                self.db.update_member(member['id'], {
+                self.update_member(snapshot_id, member['id'], {
                     'status': status,
                     'consistency': None,
                     'consistency_reason': 'not reached: the request '
@@ -125,7 +125,7 @@ class MarkAvailable(base.ConsnapTask):
                 reached=overall, reason=low.get('consistency_reason') or
                 'lowered after the plan')
         for member in snap['members']:
-            self.db.update_member(member['id'],
+            self.update_member(snapshot_id, member['id'],
                                   {'status': constants.AVAILABLE})
         now = timeutils.utcnow()
         # The final status releases the request's ownership (a DELETE may

@@ -104,7 +104,7 @@ class Preflight(base.ConsnapTask):
                 raise exception.ConsistencyNotReached(
                     required=required, member=member['resource_id'],
                     reached=entry['level'], reason=entry['reason'])
-            self.db.update_member(member['id'], {
+            self.update_member(snapshot_id, member['id'], {
                 'consistency': entry['level'],
                 'consistency_reason': entry['reason'],
                 'status': constants.PREFLIGHT})

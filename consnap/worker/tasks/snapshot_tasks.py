@@ -51,7 +51,7 @@ class RequestSnapshot(MemberTask):
         values = {k: handle[k] for k in _HANDLE_FIELDS if k in handle}
         values['details'] = {'handle': handle}
         values['status'] = constants.SNAPSHOTTING
-        self.db.update_member(member['id'], values)
+        self.update_member(snapshot_id, member['id'], values)
         self.db.add_event(snapshot_id, constants.EV_SNAPSHOT_REQUESTED,
                           member_id=member['id'], detail=handle)
         return handle
@@ -60,6 +60,12 @@ class RequestSnapshot(MemberTask):
         # Never hold a guest frozen through the cleanup.
         base.thaw_on_revert(snapshot_id)
         if isinstance(result, tf_failure.Failure) or not result:
+            return
+        if self.taken_over(snapshot_id):
+            # a stale flow: the request's artifacts are its successor's
+            # now (or a finished request's); never delete them
+            LOG.warning('Snapshot %s was taken over: its flow here leaves '
+                        '%s to the new owner', snapshot_id, result)
             return
         try:
             ctx = self.user_context(snapshot_id)
@@ -226,12 +232,12 @@ class WaitCaptured(MemberTask):
                                 timeout=CONF.targets.capture_timeout),
                             read_cancel=False)
             captured_at = timeutils.utcnow()
-            self.db.update_member(member['id'], {
+            self.update_member(snapshot_id, member['id'], {
                 'consistency': constants.CONSISTENCY_CRASH,
                 'consistency_reason': 'the freeze deadline passed before '
                                       'the capture was observed'})
-        self.db.update_member(member['id'], {'captured_at': captured_at,
-                                             'status': 'captured'})
+        self.update_member(snapshot_id, member['id'],
+                           {'captured_at': captured_at, 'status': 'captured'})
         self.db.add_event(snapshot_id, constants.EV_CAPTURED,
                           member_id=member['id'],
                           detail={'how': state.get('reason')},
@@ -267,6 +273,6 @@ class WaitUsable(MemberTask):
                         exception.UsableTimeout(resource=member['type'],
                                                 id=member['resource_id'],
                                                 timeout=timeout))
-        self.db.update_member(member['id'], {'status': 'usable'})
+        self.update_member(snapshot_id, member['id'], {'status': 'usable'})
         self.db.add_event(snapshot_id, constants.EV_USABLE,
                           member_id=member['id'])

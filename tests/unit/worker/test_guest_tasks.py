@@ -129,7 +129,7 @@ def _continue_freeze(monkeypatch, n, thaw):
         return {'member_id': member['id'], 'frozen_at': time.time()}
 
     class DB(object):
-        def update_member(self, member_id, values):
+        def update_member(self, member_id, values, expected_owner=None):
             updates.setdefault(member_id, []).append(values)
 
         def __getattr__(self, name):

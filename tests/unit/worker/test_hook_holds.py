@@ -25,7 +25,7 @@ class FakeDB(object):
                             for k, v in self.levels.items()],
                 'events': self.events, 'auth': {'trust_id': 't'}}
 
-    def update_member(self, member_id, values):
+    def update_member(self, member_id, values, expected_owner=None):
         self.updates[member_id] = values
         self.levels[member_id] = values['consistency']
 

@@ -1,0 +1,129 @@
+"""A flow whose conductor was taken over writes nothing over its successor:
+not the request, not its members, and it deletes none of the artifacts
+(the real database, sqlite; the cross-backend lock is exercised in
+tests/functional/db).  What is fenced is the stale flow's revert, the path
+a stalled conductor takes when it wakes up and finds its writes refused.
+"""
+
+import uuid
+
+import pytest
+
+from consnap.common import constants
+from consnap.common import exception
+from consnap.db import api as dbapi
+from consnap.worker.tasks import base
+from consnap.worker.tasks import lifecycle_tasks
+from consnap.worker.tasks import snapshot_tasks
+
+PROJECT = 'p-fencing'
+STALE, SUCCESSOR = 'conductor-a:boot-1', 'conductor-b:boot-2'
+
+
+@pytest.fixture
+def db(migrated_db):
+    return dbapi.get_instance()
+
+
+@pytest.fixture
+def taken_over(db):
+    """A request claimed by STALE, then taken over by SUCCESSOR, whose flow
+    already recorded a member's capture; the stale flow still runs here
+    as STALE."""
+    sid = db.create_snapshot(
+        {'project_id': PROJECT, 'user_id': 'u1',
+         'auth': {'project_id': PROJECT, 'user_id': 'u1'}},
+        [{'type': 'server', 'resource_id': 'srv-' + uuid.uuid4().hex}])['id']
+    assert db.claim_snapshot(sid, STALE, (constants.PENDING,))
+    base.set_owner(sid, STALE)
+    db.update_snapshot(sid, {'status': constants.SNAPSHOTTING},
+                       expected_owner=STALE)
+    assert db.take_over_snapshot(sid, SUCCESSOR)
+    member = db.get_snapshot(sid)['members'][0]
+    db.update_member(member['id'], {'status': 'captured',
+                                    'consistency': 'filesystem',
+                                    'consistency_reason': 'successor'})
+    yield sid, member['id']
+    base.forget_owner(sid)
+
+
+def _member(db, sid):
+    return db.get_snapshot(sid)['members'][0]
+
+
+def test_a_member_write_of_the_stale_owner_is_refused(db, taken_over):
+    sid, mid = taken_over
+    with pytest.raises(exception.OwnershipLost):
+        db.update_member(mid, {'consistency': 'crash'},
+                         expected_owner=STALE)
+    with pytest.raises(exception.OwnershipLost):
+        # (through the tasks' own helper, on the owner it runs as)
+        snapshot_tasks.WaitUsable(0).update_member(sid, mid,
+                                                   {'status': 'usable'})
+    member = _member(db, sid)
+    assert (member['status'], member['consistency']) == \
+        ('captured', 'filesystem')
+    # the successor still writes; an unfenced write (the sweeper's record
+    # of a thaw) too
+    db.update_member(mid, {'status': 'usable'}, expected_owner=SUCCESSOR)
+    db.update_member(mid, {'error': None})
+    assert _member(db, sid)['status'] == 'usable'
+
+
+def test_a_finished_request_takes_no_member_write_of_a_flow(db, taken_over):
+    sid, mid = taken_over
+    # the successor ended the request: nobody owns it any more
+    db.update_snapshot(sid, {'status': constants.AVAILABLE},
+                       expected_owner=SUCCESSOR)
+    assert db.get_snapshot(sid)['owner'] is None
+    with pytest.raises(exception.OwnershipLost):
+        db.update_member(mid, {'status': constants.ERROR},
+                         expected_owner=SUCCESSOR)
+
+
+def test_the_stale_flows_failure_leaves_the_successors_request(db,
+                                                               taken_over):
+    sid, mid = taken_over
+    lifecycle_tasks.SnapshotToErrorOnRevert().revert(
+        sid, flow_failures={})
+    snap = db.get_snapshot(sid)
+    assert snap['status'] == constants.SNAPSHOTTING
+    assert snap['owner'] == SUCCESSOR
+    member = snap['members'][0]
+    assert (member['status'], member['consistency'],
+            member['consistency_reason']) == \
+        ('captured', 'filesystem', 'successor')
+
+
+class _Target(object):
+    def __init__(self):
+        self.deleted = []
+
+    def delete(self, ctx, handle):
+        self.deleted.append(handle)
+
+
+def _request_snapshot_revert(monkeypatch, sid, mid):
+    target = _Target()
+    task = snapshot_tasks.RequestSnapshot(0)
+    monkeypatch.setattr(task, 'target', lambda plan: target)
+    monkeypatch.setattr(task, 'user_context', lambda sid: None)
+    plan = {'members': [{'id': mid, 'type': 'server'}]}
+    task.revert(sid, plan, {'image_id': 'img-1'})
+    return target.deleted
+
+
+def test_the_stale_flow_never_deletes_the_artifacts(db, taken_over,
+                                                    monkeypatch):
+    sid, mid = taken_over
+    assert _request_snapshot_revert(monkeypatch, sid, mid) == []
+    events = [e['event'] for e in db.get_snapshot(
+        sid, with_events=True)['events']]
+    assert constants.EV_DELETED_ARTIFACT not in events
+
+
+def test_the_owning_flow_deletes_its_artifacts(db, taken_over, monkeypatch):
+    sid, mid = taken_over
+    base.set_owner(sid, SUCCESSOR)      # the successor's own revert
+    assert _request_snapshot_revert(monkeypatch, sid, mid) == \
+        [{'image_id': 'img-1'}]
