@@ -237,9 +237,16 @@ def _resolve(schema):
     return schema() if callable(schema) else schema
 
 
-def _minor():
-    version = getattr(pecan.request, 'version', None)
+def minor():
+    """The minor version of the request being served (0 outside one)."""
+    try:
+        version = getattr(pecan.request, 'version', None)
+    except (AttributeError, TypeError):     # no request being served
+        version = None
     return version.minor if version is not None else 0
+
+
+_minor = minor
 
 
 def _in_range(min_version, max_version):

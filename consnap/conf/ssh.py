@@ -30,6 +30,16 @@ opts = [
     cfg.StrOpt('guest_state_dir', default='/run/consnap',
                help='Directory in the guest where the guard records what it '
                     'froze, so that a fresh conductor can thaw it.'),
+    cfg.StrOpt('address_network',
+               help='Log in to a Nova guest at its address on this network '
+                    '(the name in the server\'s "addresses"); default: '
+                    'any network.  A request (API 1.1) may name one of '
+                    'the server\'s addresses instead.'),
+    cfg.StrOpt('address_type', default='any',
+               choices=['fixed', 'floating', 'any'],
+               help='Which of a Nova guest\'s addresses to log in to: its '
+                    'fixed or its floating addresses, or any (IPv4 first, '
+                    'then in Nova\'s order).'),
     cfg.IntOpt('keepalive_interval', default=2, min=0,
                help='SSH keepalive interval of the connection holding a '
                     'freeze, seconds (0 disables).'),

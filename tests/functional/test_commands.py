@@ -27,11 +27,11 @@ def test_dbsync_and_status(tmp_path):
         'service_user': SERVICE_USER})
     before = _run('consnap-status', conf, 'upgrade', 'check')
     assert before.returncode == 2, before.stdout   # failure: not migrated
-    assert 'code expects 0001_initial' in before.stdout
+    assert 'code expects 0002_member_address' in before.stdout
     up = _run('consnap-dbsync', conf, 'upgrade')
     assert up.returncode == 0, up.stderr
     assert _run('consnap-dbsync', conf, 'version').stdout.split()[-1] == \
-        '0001_initial'
+        '0002_member_address'
     after = _run('consnap-status', conf, 'upgrade', 'check')
     assert after.returncode == 0, after.stdout
 

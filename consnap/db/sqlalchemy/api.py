@@ -120,6 +120,7 @@ def _member_dict(member):
         'resource_id': member.resource_id, 'position': member.position,
         'mountpoints': list(member.mountpoints or []),
         'include_volumes': bool(member.include_volumes),
+        'address': member.address,
         'status': member.status, 'consistency': member.consistency,
         'consistency_reason': member.consistency_reason,
         'image_id': member.image_id,
@@ -248,6 +249,7 @@ class Connection(api.Connection):
                         resource_id=member['resource_id'],
                         mountpoints=list(member.get('mountpoints') or []),
                         include_volumes=bool(member.get('include_volumes')),
+                        address=member.get('address'),
                         status=constants.PENDING, created_at=now))
                 session.flush()
                 # Resource locks first, in a stable order: racers for the

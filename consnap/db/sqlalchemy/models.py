@@ -73,6 +73,9 @@ class SnapshotMember(TimestampMixin, Base):
     resource_id = sa.Column(sa.String(64), nullable=False)
     mountpoints = sa.Column(JsonList, nullable=True)
     include_volumes = sa.Column(sa.Boolean, nullable=False, default=False)
+    # (API 1.1) the guest's address the request named, for drivers that
+    # log in; checked against Nova's addresses of the server at preflight
+    address = sa.Column(sa.String(64), nullable=True)
     status = sa.Column(sa.String(32), nullable=False)
     consistency = sa.Column(sa.String(32), nullable=True)
     consistency_reason = sa.Column(sa.Text, nullable=True)

@@ -19,7 +19,10 @@ castellan (Barbican) secret reference.  Keys never come from the request
 body in plain text and are never stored by this driver.
 
 A guest dict for this driver: ``address`` plus optional ``driver_info``
-``{'user', 'port', 'key_ref', 'state_dir'}``.
+``{'user', 'port', 'key_ref', 'state_dir'}``.  For a Nova server the
+address is one Nova reports for it (``consnap.drivers.targets._address``):
+the one the request names (API 1.1) or the first that ``[ssh]
+address_network`` and ``address_type`` accept.
 """
 
 import io
@@ -193,7 +196,10 @@ class SshFreezeDriver(base.FreezeDriver):
         address = guest.get('address')
         if not address:
             raise exception.GuestAgentUnreachable(
-                guest=label, reason='the guest has no address for SSH')
+                guest=label, reason='the guest has no address for SSH: '
+                'Nova reports none that [ssh] address_network and '
+                'address_type accept; a request (API 1.1) may name one '
+                'of the server\'s addresses')
         port = int(info.get('port') or self.conf.ssh.port)
         pkey = self._private_key(guest)
         client = paramiko.SSHClient()

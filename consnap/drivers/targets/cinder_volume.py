@@ -17,6 +17,7 @@ from oslo_log import log
 
 from consnap.common import clients
 from consnap.common import exception
+from consnap.drivers.targets import _address
 from consnap.drivers.targets import _cinder
 from consnap.drivers.targets import _errors
 from consnap.drivers.targets import base
@@ -70,6 +71,7 @@ class CinderVolumeTarget(base.TargetDriver):
             return {'server_id': server_id, 'name': server.name,
                     'host': admin.compute_host,
                     'instance_name': admin.instance_name,
+                    'address': _address.guest_address(server, self.conf),
                     'driver_info': {}}, None
         if attachments:
             return None, ('no guest frozen: its server is not ACTIVE, not '

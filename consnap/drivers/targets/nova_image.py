@@ -44,6 +44,7 @@ from oslo_utils import strutils
 from consnap.common import clients
 from consnap.common import exception
 from consnap.drivers.freeze.transport import base as transport_base
+from consnap.drivers.targets import _address
 from consnap.drivers.targets import _cinder
 from consnap.drivers.targets import _errors
 from consnap.drivers.targets import _libvirt_events
@@ -168,6 +169,8 @@ class NovaImageTarget(base.TargetDriver):
         guest = {'server_id': server_id, 'name': server.name,
                  'host': admin_server.compute_host,
                  'instance_name': admin_server.instance_name,
+                 'address': _address.guest_address(
+                     server, self.conf, member.get('address')),
                  'driver_info': {}}
 
         require_quiesce = _bool(props.get('os_require_quiesce'))

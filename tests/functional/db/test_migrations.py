@@ -82,7 +82,7 @@ class _ModelsSync(test_migrations.ModelsMigrationsSync, testtools.TestCase):
         migration.upgrade(engine=self.engine)
         with self.engine.connect() as conn:
             from alembic import migration as am
-            self.assertEqual('0001_initial',
+            self.assertEqual('0002_member_address',
                              am.MigrationContext.configure(
                                  conn, opts={'version_table':
                                              migration.VERSION_TABLE}

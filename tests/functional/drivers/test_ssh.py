@@ -226,3 +226,56 @@ def test_host_key_verified_and_key_only(conf, sshd, guest, workdir):
     conf.config(private_key_file=None, group='ssh')
     with pytest.raises(exception.GuestCredentialsUnavailable):
         drv.status(guest)
+
+
+def test_a_nova_guest_is_reached_at_the_address_nova_reports(conf, sshd,
+                                                             workdir,
+                                                             disks):
+    """The guest that the Nova target's preflight builds carries the
+    server's address from Nova: the ssh driver logs in there and freezes.
+    (Nova is mocked here: the local cloud has no Neutron, so its servers
+    have no address; the sshd, the guard and the freeze are real.)"""
+    from unittest import mock
+
+    from consnap.common import clients
+    from consnap.drivers.targets import nova_image
+    conf.config(known_hosts_file=sshd.known_hosts,
+                private_key_file=sshd.client_key, port=sshd.port,
+                guest_state_dir=os.path.join(workdir, 'state'),
+                address_type='fixed', group='ssh')
+    server = mock.Mock(id='srv-ssh', project_id='p', status='ACTIVE',
+                       task_state=None, image={'id': 'img'}, addresses={
+                           'public': [{'addr': '203.0.113.9', 'version': 4,
+                                       'OS-EXT-IPS:type': 'floating'}],
+                           'private': [{'addr': '127.0.0.1', 'version': 4,
+                                        'OS-EXT-IPS:type': 'fixed'}]})
+    server.name = 'vm-ssh'
+    nova = mock.Mock()
+    nova.compute.get_server.return_value = server
+    nova.compute.volume_attachments.return_value = []
+    nova.image.get_image.return_value = mock.Mock(properties={})
+    context = clients.context_from_auth({
+        'user_id': 'u', 'project_id': 'p', 'roles': ['member'],
+        'trust_id': 't'})
+    with mock.patch.object(clients, 'connection_for', return_value=nova), \
+            mock.patch.object(clients, 'admin_connection') as admin:
+        admin.return_value.compute.get_server.return_value = mock.Mock(
+            compute_host='cmp1', instance_name='instance-1')
+        guest = nova_image.NovaImageTarget(conf.conf).preflight(
+            context, {'resource_id': 'srv-ssh'})['guest']
+        with pytest.raises(exception.TargetError):
+            # an address the server does not have: refused, nothing dialled
+            nova_image.NovaImageTarget(conf.conf).preflight(
+                context, {'resource_id': 'srv-ssh', 'address': '10.9.9.9'})
+    assert guest['address'] == '127.0.0.1'
+    driver = ssh.SshFreezeDriver(conf.conf)
+    mps = [disks[0].mountpoint]
+    try:
+        assert driver.preflight(guest, mps)['mountpoints'] == mps
+        assert driver.freeze(guest, mps, time.time() + 20)['frozen'] == mps
+        assert disks[0].is_frozen()
+    finally:
+        thawed = driver.thaw(guest)
+        for disk in disks:
+            disk.thaw()
+    assert thawed['how'] == 'thaw' and not disks[0].is_frozen()

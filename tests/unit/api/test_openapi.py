@@ -3,6 +3,7 @@
 import jsonschema
 
 from consnap.api.controllers.v1 import snapshot as snapshot_ctl
+from consnap.api.controllers.v1 import versions
 from consnap.api import openapi
 from consnap.api.schemas.v1 import snapshot as schema
 from tests.unit.api import base
@@ -38,9 +39,13 @@ class TestOpenAPI(base.APITestCase):
     def test_request_body_is_the_validating_schema(self):
         body = self.doc()['paths']['/v1/snapshots']['post']['requestBody']
         published = body['content']['application/json']['schema']
-        enforced = Ctl._create.request_body_schemas.for_version(0)
+        # (the newest version's: 1.1 takes a server's address)
+        enforced = Ctl._create.request_body_schemas.for_version(
+            versions.MINOR_MAX_VERSION)
         self.assertEqual(enforced, published)
-        self.assertEqual(schema.create_request_body(), published)
+        self.assertEqual(schema.create_request_body_1_1(), published)
+        self.assertNotEqual(
+            Ctl._create.request_body_schemas.for_version(0), published)
 
     def test_query_parameters_are_the_validating_schema(self):
         get = self.doc()['paths']['/v1/snapshots']['get']

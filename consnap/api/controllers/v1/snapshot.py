@@ -85,6 +85,8 @@ def _members(body):
             if kind == constants.MEMBER_SERVER:
                 member['mountpoints'] = list(item.get('mountpoints') or [])
                 member['include_volumes'] = item.get('include_volumes', True)
+                # (1.1; the schema of 1.0 refuses it)
+                member['address'] = item.get('address')
             members.append(member)
     if not members:
         raise exception.InvalidParameterValue(
@@ -272,7 +274,10 @@ class SnapshotsController(rest.RestController):
     @validation.api_version(versions.MINOR_0_INITIAL_VERSION)
     @validation.response_body_schema(schema.create_response_body,
                                      status_code=202)
-    @validation.request_body_schema(schema.create_request_body)
+    @validation.request_body_schema(schema.create_request_body,
+                                    max_version=versions.MINOR_0_INITIAL_VERSION)
+    @validation.request_body_schema(schema.create_request_body_1_1,
+                                    min_version=versions.MINOR_1_SERVER_ADDRESS)
     def _create(self, body):
         ctx = pecan.request.context
         api_utils.check_policy(snapshot_policy.CREATE)

@@ -7,7 +7,9 @@ import pecan
 from oslo_utils import strutils
 
 from consnap.api.controllers.v1 import redaction
+from consnap.api.controllers.v1 import versions
 from consnap.api.i18n import _
+from consnap.api import validation
 from consnap.common import exception
 from consnap.common import policy
 from consnap import conf
@@ -175,11 +177,14 @@ def snapshot_view(snapshot, with_events=False, internal=None):
         view['fault'] = redactor.fault()
         view['status_reason'] = redactor.text(view['status_reason'])
     members = []
+    shows_address = validation.minor() >= versions.MINOR_1_SERVER_ADDRESS
     for member in snapshot.get('members') or []:
         item = _pick(member, _MEMBER_FIELDS)
         item['mountpoints'] = item['mountpoints'] or []
         item['volume_snapshot_ids'] = item['volume_snapshot_ids'] or []
         item['include_volumes'] = bool(item['include_volumes'])
+        if shows_address:
+            item['address'] = member.get('address')
         if redactor is not None:
             item['error'] = redactor.text(item['error'])
             if item['consistency_reason'] is not None:

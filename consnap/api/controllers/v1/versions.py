@@ -23,8 +23,12 @@ BASE_VERSION = 1
 # v1.0: Initial version: snapshots create, list, show, delete (cancel).
 MINOR_0_INITIAL_VERSION = 0
 
+# v1.1: A server member may name the guest's ``address`` (one of those Nova
+# reports) for freeze drivers that log in (SSH); members show it.
+MINOR_1_SERVER_ADDRESS = 1
+
 MINOR_MIN_VERSION = MINOR_0_INITIAL_VERSION
-MINOR_MAX_VERSION = MINOR_0_INITIAL_VERSION
+MINOR_MAX_VERSION = MINOR_1_SERVER_ADDRESS
 
 
 def min_version_string():

@@ -64,6 +64,20 @@ server_member = {
     'additionalProperties': False,
 }
 
+# (1.1) the guest's address for drivers that log in, one Nova reports
+address = {
+    'type': 'string', 'maxLength': 64,
+    'anyOf': [{'format': 'ipv4'}, {'format': 'ipv6'}],
+    'x-reason': 'is not an IPv4 or IPv6 address',
+    'description': 'The address at which a freeze driver that logs in '
+                   '(ssh) reaches the guest: one of the addresses Nova '
+                   'reports for the server (default: chosen by '
+                   '[ssh]address_network and address_type). API 1.1.',
+}
+
+server_member_1_1 = copy.deepcopy(server_member)
+server_member_1_1['properties']['address'] = address
+
 volume_member = {
     'type': 'object',
     'properties': {'id': dict(uuid, description='Cinder volume UUID.')},
@@ -162,7 +176,7 @@ def quiesce():
     }
 
 
-def snapshot_create():
+def snapshot_create(minor=0):
     max_members = CONF.api.max_members
     return {
         'type': 'object',
@@ -170,7 +184,9 @@ def snapshot_create():
             'name': name,
             'description': description,
             'metadata': metadata,
-            'servers': {'type': 'array', 'items': server_member,
+            'servers': {'type': 'array',
+                        'items': server_member_1_1 if minor >= 1
+                        else server_member,
                         'maxItems': max_members},
             'volumes': {'type': 'array', 'items': volume_member,
                         'maxItems': max_members},
@@ -228,6 +244,12 @@ def create_request_body():
         'required': ['snapshot'],
         'additionalProperties': False,
     }
+
+
+def create_request_body_1_1():
+    body = create_request_body()
+    body['properties']['snapshot'] = snapshot_create(minor=1)
+    return body
 
 
 _bool_string = {'type': 'string',
@@ -303,6 +325,10 @@ member_view = {
         'thawed_at': timestamp,
         'freeze_window_ms': {'type': ['number', 'null']},
         'error': nullable_string,
+        'address': dict(nullable_string,
+                        description='The address the request named for '
+                                    'the guest (API 1.1; not shown '
+                                    'before).'),
     },
     'required': ['id', 'type', 'resource_id', 'status'],
     'additionalProperties': False,

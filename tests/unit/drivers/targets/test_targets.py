@@ -69,7 +69,9 @@ def test_preflight_guest_from_admin_after_ownership(conn, conf):
                 '/system', group='qga')
     conn.compute.get_server.return_value = mock.Mock(
         id='s', project_id='p', status='ACTIVE', task_state=None,
-        image={'id': 'img'})
+        image={'id': 'img'}, addresses={'private': [
+            {'addr': '10.0.0.5', 'version': 4,
+             'OS-EXT-IPS:type': 'fixed'}]})
     conn.compute.get_server.return_value.name = 'vm'
     conn.compute.volume_attachments.return_value = [
         mock.Mock(volume_id='v1', device='/dev/vdb')]
@@ -79,9 +81,10 @@ def test_preflight_guest_from_admin_after_ownership(conn, conf):
         compute_host='cmp1', instance_name='instance-1')
     info = nova_image.NovaImageTarget().preflight(
         ctx(), {'resource_id': 's', 'include_volumes': True})
+    # (the address Nova reports to the user: what the ssh driver logs in to)
     assert info['guest'] == {'server_id': 's', 'name': 'vm', 'host': 'cmp1',
                              'instance_name': 'instance-1',
-                             'driver_info': {}}
+                             'address': '10.0.0.5', 'driver_info': {}}
     assert info['volumes'] == ['v1']
     assert info['libvirt'] == {'uri': 'qemu+ssh://cmp1/system',
                                'domain': 'instance-1'}
