@@ -38,6 +38,17 @@ if ! { [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; }; then
   echo "$WANT" > "$STAMP"
 fi
 
+# consnapclient (the OpenStackClient plugin) and the `openstack` command
+CLIENT_STAMP="$VENV/.consnapclient-stamp"
+CLIENT_WANT="$(sha256sum consnapclient/pyproject.toml | cut -d' ' -f1)"
+if ! { [ -f "$CLIENT_STAMP" ] && [ "$(cat "$CLIENT_STAMP")" = "$CLIENT_WANT" ]; }; then
+  "$VENV/bin/pip" install -q -e "./consnapclient[cli]" 2>&1 \
+      | grep -v "is ignored" || true
+  "$VENV/bin/openstack" consistent snapshot list --help >/dev/null \
+      || { echo "install-deps: consnapclient is not installed" >&2; exit 1; }
+  echo "$CLIENT_WANT" > "$CLIENT_STAMP"
+fi
+
 if [ -x tools/localcloud/install.sh ] && [ "${CONSNAP_SKIP_CLOUD:-0}" != 1 ]; then
   tools/localcloud/install.sh
 fi
