@@ -11,7 +11,7 @@ cd "$TOP"
 DEB_PACKAGES=(
   xfsprogs e2fsprogs util-linux qemu-guest-agent openssh-server
   openssh-client mariadb-client libvirt-dev pkg-config gcc python3-dev
-  iproute2
+  iproute2 shellcheck
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
