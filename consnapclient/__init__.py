@@ -18,10 +18,10 @@ __all__ = ['SERVICE_TYPE', 'API_VERSION_HEADER',
 SERVICE_TYPE = 'consistent-snapshot'
 
 #: The microversion header and the service name it carries
-#: (``OpenStack-API-Version: snapshot 1.0``); the server's name is
+#: (``OpenStack-API-Version: consistent-snapshot 1.0``); the server's name is
 #: consnap.api.controllers.v1.versions.SERVICE_TYPE.
 API_VERSION_HEADER = 'OpenStack-API-Version'
-API_VERSION_SERVICE = 'snapshot'
+API_VERSION_SERVICE = 'consistent-snapshot'
 #: The microversions this client knows.  It sends MIN_API_VERSION unless
 #: asked for another one or a request needs more (a server's ``address``:
 #: 1.1).

@@ -2,7 +2,7 @@
 """Fuzz a running consnap API; report every 5xx and every traceback.
 
     # against a running API (noauth: identity headers; keystone: --token)
-    tools/fuzz_api.py --url http://127.0.0.1:8786 --requests 10000
+    tools/fuzz_api.py --url http://127.0.0.1:8796 --requests 10000
 
     # self-contained: serve the API in-process (noauth, temporary sqlite,
     # casts dropped) and fuzz it

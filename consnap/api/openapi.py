@@ -81,11 +81,13 @@ def document(base_url=''):
     ctl = snapshot_ctl.SnapshotsController
     version_header = {
         'name': versions.HEADER, 'in': 'header', 'required': False,
-        'schema': {'type': 'string', 'enum': ['snapshot latest'] + [
-            'snapshot %d.%d' % (versions.BASE_VERSION, minor)
+        'schema': {'type': 'string', 'enum': [
+            '%s latest' % versions.SERVICE_TYPE] + [
+            '%s %d.%d' % (versions.SERVICE_TYPE, versions.BASE_VERSION, minor)
             for minor in range(versions.MINOR_MIN_VERSION,
                                versions.MINOR_MAX_VERSION + 1)]},
-        'description': 'Microversion, "snapshot 1.N" or "snapshot latest" '
+        'description': 'Microversion, "consistent-snapshot 1.N" or '
+                       '"consistent-snapshot latest" '
                        '(%s to %s).' % (versions.min_version_string(),
                                         versions.max_version_string()),
     }

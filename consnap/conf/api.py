@@ -3,7 +3,7 @@ from oslo_config import cfg
 opts = [
     cfg.HostAddressOpt('host_ip', default='127.0.0.1',
                        help='Address the API listens on.'),
-    cfg.PortOpt('port', default=8786, help='Port the API listens on.'),
+    cfg.PortOpt('port', default=8796, help='Port the API listens on.'),
     cfg.IntOpt('api_workers', default=1, min=1,
                help='Threads serving the API in consnap-api.'),
     cfg.IntOpt('max_limit', default=1000, min=1,

@@ -5,7 +5,7 @@
 
     sess = session.Session(auth=...)
     consnap = snapshots.Proxy(sess)            # catalog: consistent-snapshot
-    # or snapshots.Proxy(sess, endpoint='http://127.0.0.1:6385')
+    # or snapshots.Proxy(sess, endpoint='http://127.0.0.1:8796')
     snap = consnap.create(servers=[{'id': server_id,
                                     'mountpoints': ['/', '/data']}],
                           volumes=[volume_id], name='nightly',

@@ -125,8 +125,8 @@ header_text = st.text(alphabet=string.printable[:95], max_size=40)
 
 headers = st.fixed_dictionaries({}, optional={
     'OpenStack-API-Version': st.sampled_from(
-        ['snapshot 1.0', 'snapshot latest', 'snapshot 1.1', 'snapshot 2.0',
-         'snapshot x', 'compute 2.1', 'snapshot', '']) | header_text,
+        ['consistent-snapshot 1.0', 'consistent-snapshot latest', 'consistent-snapshot 1.1', 'snapshot 2.0',
+         'consistent-snapshot x', 'compute 2.1', 'snapshot', '']) | header_text,
     'Idempotency-Key': header_text,
     'X-Roles': st.sampled_from(['admin', 'member,reader', 'reader', '']),
     'X-Project-Id': st.sampled_from(['fuzz-a', 'fuzz-b']),

@@ -4,8 +4,8 @@ freeze driver); 1.0 refuses the field, 1.1 validates and shows it."""
 from tests.unit.api import base
 from tests.unit.api.base import MEMBER
 
-V1_1 = dict(MEMBER, **{'OpenStack-API-Version': 'snapshot 1.1'})
-V1_0 = dict(MEMBER, **{'OpenStack-API-Version': 'snapshot 1.0'})
+V1_1 = dict(MEMBER, **{'OpenStack-API-Version': 'consistent-snapshot 1.1'})
+V1_0 = dict(MEMBER, **{'OpenStack-API-Version': 'consistent-snapshot 1.0'})
 
 
 def _body(address):

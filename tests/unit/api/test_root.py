@@ -29,7 +29,7 @@ class TestDiscovery(base.APITestCase):
         for path in ('/v1', '/v1/'):
             response = self.app.get(path)
             self.assertEqual('CURRENT', response.json['version']['status'])
-            self.assertEqual('snapshot 1.0', response.headers[HEADER])
+            self.assertEqual('consistent-snapshot 1.0', response.headers[HEADER])
             self.assertIn(HEADER, response.headers['Vary'])
 
     def test_public_endpoint(self):
@@ -71,35 +71,36 @@ class TestMicroversions(base.APITestCase):
 
     def test_absent_is_minimum(self):
         response = self.app.get('/v1/snapshots', headers=MEMBER)
-        self.assertEqual('snapshot %s' % versions.min_version_string(),
+        self.assertEqual('consistent-snapshot %s' % versions.min_version_string(),
                          response.headers[HEADER])
 
     def test_explicit_and_latest(self):
-        self.assertEqual('snapshot 1.0',
-                         self.get('snapshot 1.0').headers[HEADER])
-        self.assertEqual('snapshot %s' % versions.max_version_string(),
-                         self.get('snapshot latest').headers[HEADER])
+        self.assertEqual('consistent-snapshot 1.0',
+                         self.get('consistent-snapshot 1.0').headers[HEADER])
+        self.assertEqual('consistent-snapshot %s' % versions.max_version_string(),
+                         self.get('consistent-snapshot latest').headers[HEADER])
 
     def test_other_service_ignored(self):
         response = self.get('compute 2.90')
-        self.assertEqual('snapshot 1.0', response.headers[HEADER])
+        self.assertEqual('consistent-snapshot 1.0', response.headers[HEADER])
 
     def test_unsupported_is_406(self):
-        for value in ('snapshot 1.%d' % (versions.MINOR_MAX_VERSION + 1),
-                      'snapshot 2.0', 'snapshot 0.9',
-                      'snapshot 1.99999999999999999999'):
+        for value in ('consistent-snapshot 1.%d' % (
+                versions.MINOR_MAX_VERSION + 1),
+                'consistent-snapshot 2.0', 'consistent-snapshot 0.9',
+                'consistent-snapshot 1.99999999999999999999'):
             error = self.assertFault(self.get(value, status=406), 406)
             self.assertIn('supported range', error['message'])
 
     def test_malformed_is_400(self):
-        for value in ('snapshot x', 'snapshot 1', 'snapshot 1.0.0',
-                      'snapshot 1.a'):
+        for value in ('consistent-snapshot x', 'consistent-snapshot 1',
+                      'consistent-snapshot 1.0.0', 'consistent-snapshot 1.a'):
             self.assertFault(self.get(value, status=400), 400, field=HEADER)
 
     def test_error_responses_carry_version(self):
         response = self.app.get('/v1/snapshots/nope', status=404,
                                 headers=MEMBER)
-        self.assertEqual('snapshot 1.0', response.headers[HEADER])
+        self.assertEqual('consistent-snapshot 1.0', response.headers[HEADER])
 
 
 class TestMiddleware(base.APITestCase):

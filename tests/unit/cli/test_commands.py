@@ -73,7 +73,7 @@ def test_create_full_body():
                    'pre': ['/usr/local/bin/app', 'pause'],
                    'post': ['/usr/local/bin/app', 'resume'],
                    'timeout': 15, 'retries': 1}]}}
-    assert req['headers'][consnapclient.API_VERSION_HEADER] == 'snapshot 1.0'
+    assert req['headers'][consnapclient.API_VERSION_HEADER] == 'consistent-snapshot 1.0'
     _server_accepts(req['json'])
     columns, values = result
     assert dict(zip(columns, values))['id'] == fakes.SNAP_ID
@@ -101,7 +101,7 @@ def test_address_is_per_server_and_asks_for_1_1():
     (req,) = session.requests
     assert req['json']['snapshot']['servers'] == [
         {'id': SERVER1}, {'id': SERVER2, 'address': '192.0.2.7'}]
-    assert req['headers']['OpenStack-API-Version'] == 'snapshot 1.1'
+    assert req['headers']['OpenStack-API-Version'] == 'consistent-snapshot 1.1'
     cmd, _ = _command(cmds.CreateSnapshot, fakes.Session())
     with pytest.raises(SystemExit):
         _parse(cmd, ['--server', SERVER1, '--address', '192.0.2.7',

@@ -116,10 +116,10 @@ def test_address_asks_for_1_1_unless_a_version_was_chosen():
         proxy.create(body)
         proxy.get(fakes.SNAP_ID)
         assert [r['headers']['OpenStack-API-Version'] for r in
-                session.requests] == ['snapshot ' + sent,
-                                      'snapshot ' + ('1.0' if given in
-                                                     (None, '1') else
-                                                     given)]
+                session.requests] == [
+            'consistent-snapshot ' + sent,
+            'consistent-snapshot ' + ('1.0' if given in (None, '1')
+                                      else given)]
 
 
 def test_wait_for_returns_the_final_state_and_calls_back():

@@ -1,4 +1,4 @@
-"""API microversions: ``OpenStack-API-Version: snapshot 1.N``.
+"""API microversions: ``OpenStack-API-Version: consistent-snapshot 1.N``.
 
 A request without the header gets the minimum version, ``latest`` the
 maximum; a well-formed version outside the supported range is answered with
@@ -15,7 +15,8 @@ import microversion_parse
 from consnap.api.i18n import _
 from consnap.common import exception
 
-SERVICE_TYPE = 'snapshot'
+# the catalog's service type, also the header's service name
+SERVICE_TYPE = 'consistent-snapshot'
 HEADER = 'OpenStack-API-Version'
 
 BASE_VERSION = 1
@@ -69,7 +70,7 @@ MAX_VERSION = Version(BASE_VERSION, MINOR_MAX_VERSION)
 
 class InvalidVersionHeader(exception.Invalid):
     _msg_fmt = _('Invalid %(header)s header %(value)s: expected '
-                 '"snapshot 1.N" or "snapshot latest".')
+                 '"%(service)s 1.N" or "%(service)s latest".')
 
 
 class UnsupportedVersion(exception.NotAcceptable):
@@ -92,7 +93,7 @@ def negotiate(headers):
         major, minor = microversion_parse.parse_version_string(requested)
     except (TypeError, ValueError):
         raise InvalidVersionHeader(header=HEADER, value=repr(requested[:32]),
-                                   field=HEADER)
+                                   service=SERVICE_TYPE, field=HEADER)
     version = Version(major, minor)
     if version < MIN_VERSION or version > MAX_VERSION:
         raise UnsupportedVersion(version=version, min=min_version_string(),
