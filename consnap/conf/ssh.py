@@ -30,6 +30,14 @@ opts = [
     cfg.StrOpt('guest_state_dir', default='/run/consnap',
                help='Directory in the guest where the guard records what it '
                     'froze, so that a fresh conductor can thaw it.'),
+    cfg.StrOpt('host_key_by', default='server_id',
+               choices=['server_id', 'address'],
+               help='How a guest\'s host key is found in known_hosts_file: '
+                    'by its Nova server id (a line "<server uuid> <type> '
+                    '<key>"; what answers at the guest\'s address must '
+                    'prove it is that server, whichever network the address '
+                    'is on), or by its address (only where no tenant can '
+                    'have an address another guest or host answers at).'),
     cfg.StrOpt('address_network',
                help='Log in to a Nova guest at its address on this network '
                     '(the name in the server\'s "addresses"); default: '

@@ -10,6 +10,7 @@ to the flow's store, keyed by member id.
 import time
 
 from oslo_log import log
+from oslo_utils import timeutils
 
 from consnap.common import clients
 from consnap.common import constants
@@ -108,6 +109,12 @@ def run_pre(db, snapshot_id, plan):
     """
     if not plan.get('hooks'):
         return {}
+    owner = owners.owner_of(snapshot_id)
+    if owner is not None and db.get_snapshot(snapshot_id)['owner'] != owner:
+        # a flow that was taken over quiesces nothing in its successor's
+        # guests
+        raise exception.OwnershipLost(
+            snapshot=snapshot_id, reason='not the owner before the hooks')
     results = {}
     deadline = time.time() + plan['max_freeze_seconds'] + LOCK_HOLD_MARGIN
     levels = constants.CONSISTENCY_LEVELS
@@ -123,14 +130,15 @@ def run_pre(db, snapshot_id, plan):
                 db.add_event(snapshot_id, constants.EV_HOOK,
                              member_id=member['id'],
                              detail={'phase': 'pre', 'ok': False,
-                                     'reason': str(e)})
+                                     'reason': str(e), 'owner': owner})
                 raise
             results[member['id']] = result
             db.add_event(snapshot_id, constants.EV_HOOK,
                          member_id=member['id'],
                          detail={'phase': 'pre', 'ran': result['ran'],
                                  'failures': result['failures'],
-                                 'metadata': result['metadata']})
+                                 'metadata': result['metadata'],
+                                 'owner': owner})
             level = result['consistency']
             frozen_by = ('filesystems frozen' if member['freeze_driver'] !=
                          'none' else 'quiesced by Nova')
@@ -172,9 +180,14 @@ def _wait_nova_unquiesced(driver, guest, timeout=60.0):
 
 
 def post_already_ran(db, snapshot_id):
+    """Whether this flow's owner already ran the post-thaw hooks (a flow
+    resumed on the same conductor): another owner's post-thaw hooks (a
+    flow taken over, undoing its own pre-freeze hooks) do not count."""
+    owner = owners.owner_of(snapshot_id)
     events = db.get_snapshot(snapshot_id, with_events=True)['events']
     return any(e['event'] == constants.EV_HOOK and
-               e['detail'].get('phase') == 'post' for e in events)
+               e['detail'].get('phase') == 'post' and
+               e['detail'].get('owner') == owner for e in events)
 
 
 def run_post(db, snapshot_id, plan, pre_results, reverting=False):
@@ -212,7 +225,9 @@ def run_post(db, snapshot_id, plan, pre_results, reverting=False):
                          member_id=member['id'],
                          detail=dict({'phase': 'post',
                                       'reverting': reverting,
-                                      'failures': result['failures']},
+                                      'failures': result['failures'],
+                                      'owner': owners.owner_of(
+                                          snapshot_id)},
                                      **({'ended_early': lost} if lost
                                         else {})))
         except Exception:
@@ -243,6 +258,33 @@ def _held_too_short(post_result, holding=()):
     return lost
 
 
+def _undone_by_a_stale_flow(snapshot_id, events):
+    """[(member_id, why)]: post-thaw hooks another owner ran since this
+    flow's owner took the request (a flow taken over undoing its own
+    pre-freeze hooks, perhaps after this flow's ran): the application's
+    hold may have ended before this flow's capture.  Conservative: any
+    such run counts, whenever within that time it ran."""
+    owner = owners.owner_of(snapshot_id)
+    if owner is None:
+        return []
+    claims = [e['at'] for e in events if e['event'] == constants.EV_CLAIMED
+              and (e.get('detail') or {}).get('owner') == owner]
+    if not claims:
+        return []
+    since = max(_when(at) for at in claims)
+    return [(e.get('member_id'), 'post-thaw hooks run by a flow that was '
+             'taken over') for e in events
+            if e['event'] == constants.EV_HOOK and
+            (e.get('detail') or {}).get('phase') == 'post' and
+            (e.get('detail') or {}).get('owner') != owner and
+            _when(e['at']) >= since]
+
+
+def _when(at):
+    return timeutils.normalize_time(timeutils.parse_isotime(at)) \
+        if isinstance(at, str) else at
+
+
 def lower_where_hold_ended_early(db, snapshot_id, plan, post_results=None):
     """A member recorded ``application`` whose hook hold (the MySQL read
     lock) ended before consnap released it after the capture is not proven
@@ -259,12 +301,15 @@ def lower_where_hold_ended_early(db, snapshot_id, plan, post_results=None):
         ended = _held_too_short(result or {})
         if ended:
             lost.setdefault(member_id, {}).update(ended)
-    for e in snap.get('events') or ():
+    events = snap.get('events') or ()
+    for e in events:
         detail = e.get('detail') or {}
         if e['event'] == constants.EV_HOOK and \
                 detail.get('phase') == 'post' and detail.get('ended_early'):
             lost.setdefault(e.get('member_id'), {}).update(
                 detail['ended_early'])
+    for member_id, why in _undone_by_a_stale_flow(snapshot_id, events):
+        lost.setdefault(member_id, {})['*'] = why
     levels = {m['id']: m.get('consistency') for m in snap['members']}
     lowered = []
     for member in plan['members']:

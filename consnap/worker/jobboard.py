@@ -124,14 +124,13 @@ class ClaimKeeper(listener_base.Listener):
     def register(self):
         super().register()
         owner = utils.conductor_id()
+        # The flow's writes are fenced on this owner whatever happens next
+        # (fail closed): when the takeover below cannot be recorded, or
+        # another conductor owns the request, they fail instead of writing
+        # unfenced over its owner.
+        task_base.set_owner(self.job.name, owner)
         try:
-            db = dbapi.get_instance()
-            db.take_over_snapshot(self.job.name, owner)
-            if db.get_snapshot(self.job.name).get('owner') == owner:
-                # the flow's writes are fenced on this owner (a takeover by
-                # another conductor makes them fail instead of overwriting
-                # its successor)
-                task_base.set_owner(self.job.name, owner)
+            dbapi.get_instance().take_over_snapshot(self.job.name, owner)
         except Exception:
             LOG.exception('Could not record the owner of %s', self.job.name)
         self.job.extend_expiry(CONF.taskflow.jobboard_expiration_time)

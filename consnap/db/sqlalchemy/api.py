@@ -486,16 +486,27 @@ class Connection(api.Connection):
     def update_member(self, member_id, values, expected_owner=None):
         values = dict(values)
         with _session_for_write() as session:
-            member = session.get(models.SnapshotMember, member_id)
+            snapshot_id = session.execute(sa.select(
+                models.SnapshotMember.snapshot_id).where(
+                models.SnapshotMember.id == member_id)).scalar_one_or_none()
+            if snapshot_id is None:
+                raise exception.NotFound('member %s not found' % member_id)
+            # the request's row locked first, as every ownership change
+            # does (no takeover between the check and the write), then the
+            # member's, read fresh under its lock (its details are merged)
+            snap = session.execute(sa.select(models.Snapshot).where(
+                models.Snapshot.id == snapshot_id).with_for_update()
+            ).scalar_one_or_none()
+            if expected_owner is not None:
+                if snap is None:
+                    raise exception.NotFound(
+                        'member %s not found' % member_id)
+                _fence(snap, expected_owner, released_ok=False)
+            member = session.execute(sa.select(models.SnapshotMember).where(
+                models.SnapshotMember.id == member_id).with_for_update(
+            ).execution_options(populate_existing=True)).scalar_one_or_none()
             if member is None:
                 raise exception.NotFound('member %s not found' % member_id)
-            if expected_owner is not None:
-                # the request's row locked first, as every ownership change
-                # does: no takeover between the check and the write
-                _fence(session.execute(sa.select(models.Snapshot).where(
-                    models.Snapshot.id == member.snapshot_id
-                ).with_for_update()).scalar_one(), expected_owner,
-                    released_ok=False)
             _apply(member, values, merge='details')
             session.flush()
             return _member_dict(member)
@@ -574,7 +585,11 @@ class Connection(api.Connection):
     def take_over_snapshot(self, snapshot_id, owner):
         """Unconditionally make ``owner`` the owner (jobboard takeover)."""
         with _session_for_write() as session:
-            snap = session.get(models.Snapshot, snapshot_id)
+            # locked: a flow finishing (owner released) between this read
+            # and the write never gets an owner again
+            snap = session.execute(sa.select(models.Snapshot).where(
+                models.Snapshot.id == snapshot_id).with_for_update()
+            ).scalar_one_or_none()
             if snap is None or snap.owner == owner:
                 return False
             if snap.status not in constants.IN_FLIGHT_STATUSES:

@@ -13,10 +13,13 @@ the guard's ``thaw`` mode, which stops the guard or, if the guard was killed,
 thaws what its state file (``[ssh] guest_state_dir``) says it froze.
 
 Host keys are verified against ``[ssh] known_hosts_file`` (unknown or
-changed keys are rejected).  The private key is the operator's
-``[ssh] private_key_file`` or, per guest, ``driver_info['key_ref']``: a
-castellan (Barbican) secret reference.  Keys never come from the request
-body in plain text and are never stored by this driver.
+changed keys are rejected), by the guest's server id (``[ssh]
+host_key_by``): a line ``<server uuid> <key type> <key>`` per guest, so that
+what answers at an address must be that server's guest.  The private key
+is the operator's ``[ssh] private_key_file`` or, per guest,
+``driver_info['key_ref']``: a castellan (Barbican) secret reference.
+Keys never come from the request body in plain text and are never stored
+by this driver.
 
 A guest dict for this driver: ``address`` plus optional ``driver_info``
 ``{'user', 'port', 'key_ref', 'state_dir'}``.  For a Nova server the
@@ -190,6 +193,35 @@ class SshFreezeDriver(base.FreezeDriver):
                                     % type(e).__name__)
         return load_private_key(label, pem)
 
+    def _trust_host_key(self, client, guest, address, port):
+        """The host key ``client`` accepts at ``address``: by default the
+        one known_hosts names for the guest's *server id* (``[ssh]
+        host_key_by = server_id``), never one found by address.  Whatever
+        answers at an address (a tenant's network may overlap another's
+        addresses, or the host's) must prove it is this server's guest."""
+        label = base.guest_label(guest)
+        path = self.conf.ssh.known_hosts_file
+        keys = paramiko.HostKeys()
+        try:
+            keys.load(path)
+        except (OSError, paramiko.SSHException) as e:
+            raise exception.GuestHostKeyRejected(
+                guest=label, reason='cannot read known_hosts file %s: %s'
+                % (path, e))
+        if self.conf.ssh.host_key_by == 'address':
+            client.get_host_keys().update(keys)
+            return
+        server_id = guest.get('server_id')
+        entry = keys.lookup(server_id) if server_id else None
+        if not entry:
+            raise exception.GuestHostKeyRejected(
+                guest=label, reason='no host key for server %s in the '
+                'known_hosts file (guests are known by their server id, '
+                '[ssh] host_key_by)' % (server_id or '?'))
+        name = address if port == 22 else '[%s]:%d' % (address, port)
+        for key_type, key in entry.items():
+            client.get_host_keys().add(name, key_type, key)
+
     def _connect(self, guest, timeout):
         label = base.guest_label(guest)
         info = self._info(guest)
@@ -203,12 +235,7 @@ class SshFreezeDriver(base.FreezeDriver):
         port = int(info.get('port') or self.conf.ssh.port)
         pkey = self._private_key(guest)
         client = paramiko.SSHClient()
-        try:
-            client.load_host_keys(self.conf.ssh.known_hosts_file)
-        except (OSError, paramiko.SSHException) as e:
-            raise exception.GuestHostKeyRejected(
-                guest=label, reason='cannot read known_hosts file %s: %s'
-                % (self.conf.ssh.known_hosts_file, e))
+        self._trust_host_key(client, guest, address, port)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
             client.connect(address, port=port,

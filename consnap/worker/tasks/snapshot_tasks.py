@@ -51,7 +51,13 @@ class RequestSnapshot(MemberTask):
         values = {k: handle[k] for k in _HANDLE_FIELDS if k in handle}
         values['details'] = {'handle': handle}
         values['status'] = constants.SNAPSHOTTING
-        self.update_member(snapshot_id, member['id'], values)
+        try:
+            self.update_member(snapshot_id, member['id'], values)
+        except exception.OwnershipLost:
+            # taken over while the snapshot was being made: nobody else
+            # knows this artifact (the successor makes its own), so it goes
+            self._delete(snapshot_id, plan, handle, ctx)
+            raise
         self.db.add_event(snapshot_id, constants.EV_SNAPSHOT_REQUESTED,
                           member_id=member['id'], detail=handle)
         return handle
@@ -61,14 +67,29 @@ class RequestSnapshot(MemberTask):
         base.thaw_on_revert(snapshot_id)
         if isinstance(result, tf_failure.Failure) or not result:
             return
-        if self.taken_over(snapshot_id):
-            # a stale flow: the request's artifacts are its successor's
-            # now (or a finished request's); never delete them
+        if self.taken_over(snapshot_id) and self._recorded(
+                snapshot_id, plan, result):
+            # a stale flow: the member records this artifact, which is its
+            # successor's now (or a finished request's): never delete it
             LOG.warning('Snapshot %s was taken over: its flow here leaves '
                         '%s to the new owner', snapshot_id, result)
             return
+        self._delete(snapshot_id, plan, result)
+
+    def _recorded(self, snapshot_id, plan, handle):
+        """Whether the member's row names ``handle`` (a read that fails
+        counts as recorded: never delete what may be the successor's)."""
         try:
-            ctx = self.user_context(snapshot_id)
+            members = self.db.get_snapshot(snapshot_id)['members']
+        except Exception:
+            return True
+        mid = self.member(plan)['id']
+        return any((m.get('details') or {}).get('handle') == handle
+                   for m in members if m['id'] == mid)
+
+    def _delete(self, snapshot_id, plan, result, ctx=None):
+        try:
+            ctx = ctx or self.user_context(snapshot_id)
             self.target(plan).delete(ctx, result)
         except Exception as e:
             LOG.error('Could not delete %s of snapshot %s: %s', result,

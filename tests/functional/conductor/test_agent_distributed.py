@@ -113,8 +113,12 @@ def test_sigkill_agent_while_frozen_then_restart(deployment_factory):
 def test_clock_offset_conductor(deployment_factory, who, offset):
     """A conductor whose wall clock is 60 s off (libfaketime) neither
     sweeps a live freeze nor recovers a live request (observer ahead), nor
-    has its own live request swept or recovered (owner behind)."""
-    dep = deployment_factory()
+    has its own live request swept or recovered (owner behind).  The
+    heartbeat timeout is 10 s here (4 s elsewhere in these tests): far below
+    the offset, so a judgement on the conductors' own clocks would still
+    sweep, and not so tight that a loaded 2-core machine delays a heartbeat
+    past it (a heartbeat is a database write)."""
+    dep = deployment_factory(conductor={'heartbeat_timeout': 10})
     dep.start('api', 'api')
     skew = services.clock_offset_env(offset)
     dep.start('conductor', 'conductor-1',
@@ -125,8 +129,8 @@ def test_clock_offset_conductor(deployment_factory, who, offset):
     _wait_frozen(disk)
     dep.start('conductor', 'conductor-2',
               extra_env=skew if who == 'observer' else None)
-    # conductor-2 runs its sweeper and recovery (every second; heartbeat
-    # timeout 4 s) while the owner's flow hangs with the guest frozen
+    # conductor-2 runs its sweeper and recovery (every second) while the
+    # owner's flow hangs with the guest frozen
     time.sleep(6)
     assert _frozen(disk), 'a live freeze was swept'
     dep.guests.set_fault(None, None)

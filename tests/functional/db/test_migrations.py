@@ -129,3 +129,63 @@ class TestMySQL(_ModelsSync):
 class TestPostgreSQL(_ModelsSync):
     backend = 'postgresql'
     __test__ = True
+
+
+class _Fencing(testtools.TestCase):
+    """The fence of a stale flow's writes (row locks, FOR UPDATE) on each
+    backend, through consnap's own database API."""
+
+    backend = None
+    __test__ = False
+
+    def setUp(self):
+        super().setUp()
+        from oslo_db.sqlalchemy import enginefacade
+        url, drop = BACKENDS[self.backend]()
+        self.addCleanup(drop)
+        engine = sa.create_engine(url)
+        self.addCleanup(engine.dispose)
+        migration.upgrade(engine=engine)
+        self.addCleanup(enginefacade._context_manager.patch_engine(engine))
+        from consnap.db import api as dbapi
+        self.db = dbapi.get_instance()
+
+    def test_fenced_member_writes_and_takeover(self):
+        from consnap.common import constants
+        from consnap.common import exception
+        sid = self.db.create_snapshot(
+            {'project_id': 'p', 'user_id': 'u', 'auth': {}},
+            [{'type': 'server', 'resource_id': 'srv-1'}])['id']
+        mid = self.db.get_snapshot(sid)['members'][0]['id']
+        self.assertTrue(self.db.claim_snapshot(sid, 'a',
+                                               (constants.PENDING,)))
+        self.db.update_member(mid, {'details': {'x': 1}}, expected_owner='a')
+        self.assertTrue(self.db.take_over_snapshot(sid, 'b'))
+        self.assertRaises(exception.OwnershipLost, self.db.update_member,
+                          mid, {'status': 'error'}, expected_owner='a')
+        self.db.update_member(mid, {'details': {'y': 2}}, expected_owner='b')
+        self.assertEqual({'x': 1, 'y': 2},
+                         self.db.get_snapshot(sid)['members'][0]['details'])
+        # the owner's final status releases it: no member write of a flow,
+        # and no takeover, once it ended
+        self.db.update_snapshot(sid, {'status': constants.AVAILABLE},
+                                expected_owner='b')
+        self.assertRaises(exception.OwnershipLost, self.db.update_member,
+                          mid, {'status': 'error'}, expected_owner='b')
+        self.assertFalse(self.db.take_over_snapshot(sid, 'c'))
+        self.assertIsNone(self.db.get_snapshot(sid)['owner'])
+
+
+class TestFencingSqlite(_Fencing):
+    backend = 'sqlite'
+    __test__ = True
+
+
+class TestFencingMySQL(_Fencing):
+    backend = 'mysql'
+    __test__ = True
+
+
+class TestFencingPostgreSQL(_Fencing):
+    backend = 'postgresql'
+    __test__ = True

@@ -115,7 +115,7 @@ HOLDER = textwrap.dedent("""\
     conf.CONF([], project='consnap')
     conf.CONF.set_override('known_hosts_file', known_hosts, 'ssh')
     conf.CONF.set_override('private_key_file', key, 'ssh')
-    guest = {'name': 'g', 'address': '127.0.0.1',
+    guest = {'name': 'g', 'server_id': 'ssh-guest', 'address': '127.0.0.1',
              'driver_info': {'port': int(port), 'state_dir': state_dir}}
     ssh.SshFreezeDriver(conf.CONF).freeze(guest, sys.argv[5:],
                                           time.time() + 60)
@@ -215,7 +215,7 @@ def test_host_key_verified_and_key_only(conf, sshd, guest, workdir):
     with open(sshd.other_key + '.pub') as f:
         kind, blob = f.read().split()[:2]
     with open(wrong, 'w') as f:
-        f.write('[127.0.0.1]:%d %s %s\n' % (sshd.port, kind, blob))
+        f.write('%s %s %s\n' % (guest['server_id'], kind, blob))
     conf.config(known_hosts_file=wrong, group='ssh')
     with pytest.raises(exception.GuestHostKeyRejected):
         drv.status(guest)
@@ -263,6 +263,7 @@ def test_a_nova_guest_is_reached_at_the_address_nova_reports(conf, sshd,
             compute_host='cmp1', instance_name='instance-1')
         guest = nova_image.NovaImageTarget(conf.conf).preflight(
             context, {'resource_id': 'srv-ssh'})['guest']
+        sshd.trust('srv-ssh')
         with pytest.raises(exception.TargetError):
             # an address the server does not have: refused, nothing dialled
             nova_image.NovaImageTarget(conf.conf).preflight(
@@ -279,3 +280,28 @@ def test_a_nova_guest_is_reached_at_the_address_nova_reports(conf, sshd,
         for disk in disks:
             disk.thaw()
     assert thawed['how'] == 'thaw' and not disks[0].is_frozen()
+
+
+def test_an_address_alone_never_reaches_another_servers_guest(conf, sshd,
+                                                             workdir):
+    """Tenant A's server reports an address at which tenant B's guest
+    answers (overlapping tenant networks): the guest is known by its server
+    id, so the driver refuses B's host key for A's server, whatever the
+    address; keyed by address (host_key_by = address), it would log in."""
+    conf.config(known_hosts_file=sshd.known_hosts,
+                private_key_file=sshd.client_key, group='ssh')
+    drv = ssh.SshFreezeDriver(conf.conf)
+    sshd.trust('server-of-b')           # B's guest answers at 127.0.0.1
+    a = {'server_id': 'server-of-a', 'name': 'a', 'address': '127.0.0.1',
+         'driver_info': {'port': sshd.port, 'user': 'root',
+                         'state_dir': os.path.join(workdir, 'state-a')}}
+    with pytest.raises(exception.GuestHostKeyRejected) as e:
+        drv.status(a)
+    assert 'no host key for server server-of-a' in str(e.value)
+    # A's server known with another key: that key must answer
+    sshd.trust('server-of-a', key=sshd.other_key)
+    with pytest.raises(exception.GuestHostKeyRejected):
+        drv.status(a)
+    # (the weaker mode, for networks no tenant controls, goes by address)
+    conf.config(host_key_by='address', group='ssh')
+    assert ssh.SshFreezeDriver(conf.conf).status(a) == base.THAWED

@@ -87,6 +87,7 @@ class SshGuests(object):
 
     def guest(self, server_id):
         state = os.path.join(self.workdir, 'state-' + server_id[:8])
+        self.sshd.trust(server_id)
         return {'address': '127.0.0.1',
                 'driver_info': {'port': self.sshd.port, 'user': 'root',
                                 'state_dir': state}}

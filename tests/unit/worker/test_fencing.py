@@ -1,7 +1,7 @@
 """A flow whose conductor was taken over writes nothing over its successor:
 not the request, not its members, and it deletes none of the artifacts
-(the real database, sqlite; the cross-backend lock is exercised in
-tests/functional/db).  What is fenced is the stale flow's revert, the path
+(the real database, sqlite; the same fence on MariaDB and PostgreSQL:
+tests/functional/db/test_migrations.py, TestFencing*).  What is fenced is the stale flow's revert, the path
 a stalled conductor takes when it wakes up and finds its writes refused.
 """
 
@@ -42,7 +42,10 @@ def taken_over(db):
     member = db.get_snapshot(sid)['members'][0]
     db.update_member(member['id'], {'status': 'captured',
                                     'consistency': 'filesystem',
-                                    'consistency_reason': 'successor'})
+                                    'consistency_reason': 'successor',
+                                    'image_id': 'img-1',
+                                    'details': {'handle': {
+                                        'image_id': 'img-1'}}})
     yield sid, member['id']
     base.forget_owner(sid)
 
@@ -103,18 +106,23 @@ class _Target(object):
         self.deleted.append(handle)
 
 
-def _request_snapshot_revert(monkeypatch, sid, mid):
-    target = _Target()
+def _task(monkeypatch, target):
     task = snapshot_tasks.RequestSnapshot(0)
     monkeypatch.setattr(task, 'target', lambda plan: target)
     monkeypatch.setattr(task, 'user_context', lambda sid: None)
+    return task
+
+
+def _request_snapshot_revert(monkeypatch, sid, mid, handle=None):
+    target = _Target()
     plan = {'members': [{'id': mid, 'type': 'server'}]}
-    task.revert(sid, plan, {'image_id': 'img-1'})
+    _task(monkeypatch, target).revert(sid, plan,
+                                      handle or {'image_id': 'img-1'})
     return target.deleted
 
 
-def test_the_stale_flow_never_deletes_the_artifacts(db, taken_over,
-                                                    monkeypatch):
+def test_the_stale_flow_never_deletes_the_successors_artifact(db, taken_over,
+                                                              monkeypatch):
     sid, mid = taken_over
     assert _request_snapshot_revert(monkeypatch, sid, mid) == []
     events = [e['event'] for e in db.get_snapshot(
@@ -122,8 +130,100 @@ def test_the_stale_flow_never_deletes_the_artifacts(db, taken_over,
     assert constants.EV_DELETED_ARTIFACT not in events
 
 
+def test_the_stale_flow_deletes_an_artifact_only_it_knows(db, taken_over,
+                                                          monkeypatch):
+    # the successor made its own image: the stale flow's goes, never leaks
+    sid, mid = taken_over
+    assert _request_snapshot_revert(monkeypatch, sid, mid,
+                                    {'image_id': 'img-stale'}) == \
+        [{'image_id': 'img-stale'}]
+
+
+def test_taken_over_while_making_the_snapshot_deletes_it(db, taken_over,
+                                                         monkeypatch):
+    sid, mid = taken_over
+    target = _Target()
+    target.request_snapshot = lambda ctx, m, info, md: {
+        'image_id': 'img-made-stale'}
+    task = _task(monkeypatch, target)
+    monkeypatch.setattr(task, 'set_status', lambda *a, **k: None)
+    plan = {'members': [{'id': mid, 'type': 'server', 'level': 'filesystem',
+                         'info': {}}]}
+    with pytest.raises(exception.OwnershipLost):
+        task.execute(sid, plan)
+    assert target.deleted == [{'image_id': 'img-made-stale'}]
+    assert _member(db, sid)['image_id'] == 'img-1'      # the successor's
+
+
 def test_the_owning_flow_deletes_its_artifacts(db, taken_over, monkeypatch):
     sid, mid = taken_over
     base.set_owner(sid, SUCCESSOR)      # the successor's own revert
     assert _request_snapshot_revert(monkeypatch, sid, mid) == \
         [{'image_id': 'img-1'}]
+
+
+class _Guest(object):
+    """What the hooks ran in the guest (the test is about who runs them)."""
+
+    def __init__(self):
+        self.ran = []
+
+    def execute(self, guest, argv, timeout, stdin=None):
+        self.ran.append(list(argv))
+        return {'exitcode': 0, 'stdout': 'ok', 'stderr': ''}
+
+
+@pytest.fixture
+def hooked(db, monkeypatch):
+    from consnap.worker import hooks as hook_runner
+    sid = db.create_snapshot(
+        {'project_id': PROJECT, 'user_id': 'u1',
+         'auth': {'project_id': PROJECT, 'user_id': 'u1'}},
+        [{'type': 'server', 'resource_id': 'srv-' + uuid.uuid4().hex}])['id']
+    mid = db.get_snapshot(sid)['members'][0]['id']
+    assert db.claim_snapshot(sid, STALE, (constants.PENDING,))
+    guest = _Guest()
+    monkeypatch.setattr(hook_runner.loader, 'get_freeze_driver',
+                        lambda name: guest)
+    plan = {'hooks': [{'name': 'app', 'type': 'command',
+                       'pre': ['app-quiesce'], 'post': ['app-resume']}],
+            'max_freeze_seconds': 10, 'required': 'crash',
+            'members': [{'id': mid, 'resource_id': 'srv', 'guest':
+                         {'server_id': 'srv'}, 'hook_driver': 'fake',
+                         'freeze_driver': 'fake'}]}
+    yield hook_runner, sid, mid, plan, guest
+    base.forget_owner(sid)
+
+
+def test_a_taken_over_flow_runs_no_pre_freeze_hook(db, hooked):
+    hook_runner, sid, mid, plan, guest = hooked
+    base.set_owner(sid, STALE)
+    assert db.take_over_snapshot(sid, SUCCESSOR)
+    with pytest.raises(exception.OwnershipLost):
+        hook_runner.run_pre(db, sid, plan)
+    assert guest.ran == []
+
+
+def test_the_stale_flows_post_hooks_neither_skip_nor_vouch_for_the_successors(
+        db, hooked):
+    """A quiesced the application, was taken over, and resumed it (its
+    revert) after B had quiesced it again: B still runs its own post-thaw
+    hooks, and B's ``application`` is not proven (lowered)."""
+    hook_runner, sid, mid, plan, guest = hooked
+    base.set_owner(sid, STALE)
+    pre_a = hook_runner.run_pre(db, sid, plan)
+    assert db.take_over_snapshot(sid, SUCCESSOR)
+    base.set_owner(sid, SUCCESSOR)
+    pre_b = hook_runner.run_pre(db, sid, plan)
+    assert _member(db, sid)['consistency'] == 'application'
+    base.set_owner(sid, STALE)          # A's revert, late
+    hook_runner.run_post(db, sid, plan, pre_a, reverting=True)
+    base.set_owner(sid, SUCCESSOR)
+    guest.ran[:] = []
+    assert hook_runner.run_post(db, sid, plan, pre_b)
+    assert guest.ran == [['app-resume']]
+    lowered = hook_runner.lower_where_hold_ended_early(db, sid, plan)
+    assert [m for m, _why in lowered] == ['srv']
+    member = _member(db, sid)
+    assert member['consistency'] == 'filesystem'
+    assert 'taken over' in member['consistency_reason']
