@@ -10,15 +10,15 @@ CONF = conf.CONF
 LOG = log.getLogger(__name__)
 
 TRANSPORT = None
+# (the notifier on it: consnap.common.notifications)
 NOTIFICATION_TRANSPORT = None
-NOTIFIER = None
 
 # The manager serving RPC in-process when [DEFAULT]rpc_transport = none.
 GLOBAL_MANAGER = None
 
 
 def init(conf_obj=None):
-    global TRANSPORT, NOTIFICATION_TRANSPORT, NOTIFIER
+    global TRANSPORT, NOTIFICATION_TRANSPORT
     conf_obj = conf_obj or CONF
     if conf_obj.rpc_transport == 'none':
         return
@@ -27,18 +27,14 @@ def init(conf_obj=None):
     if NOTIFICATION_TRANSPORT is None:
         NOTIFICATION_TRANSPORT = messaging.get_notification_transport(
             conf_obj)
-        NOTIFIER = messaging.Notifier(
-            NOTIFICATION_TRANSPORT, serializer=RequestContextSerializer(
-                messaging.serializer.JsonPayloadSerializer()),
-            publisher_id='consnap')
 
 
 def cleanup():
-    global TRANSPORT, NOTIFICATION_TRANSPORT, NOTIFIER
+    global TRANSPORT, NOTIFICATION_TRANSPORT
     for transport in (TRANSPORT, NOTIFICATION_TRANSPORT):
         if transport is not None:
             transport.cleanup()
-    TRANSPORT = NOTIFICATION_TRANSPORT = NOTIFIER = None
+    TRANSPORT = NOTIFICATION_TRANSPORT = None
 
 
 def context_on_the_wire(context):
@@ -86,14 +82,3 @@ def get_server(target, endpoints):
         TRANSPORT, target, endpoints, executor='threading',
         serializer=RequestContextSerializer(),
         access_policy=messaging.rpc.dispatcher.DefaultRPCAccessPolicy)
-
-
-def notify(context, event_type, payload, priority='info'):
-    """Emit a versioned-ish notification (``consnap.snapshot.<event>``)."""
-    if NOTIFIER is None:
-        return
-    try:
-        getattr(NOTIFIER.prepare(), priority)(context, event_type, payload)
-    except Exception:  # noqa: BLE001 - notifications never break work
-        LOG.warning('Could not send notification %s', event_type,
-                    exc_info=True)

@@ -5,6 +5,7 @@ whichever conductor receives the cast (or finds a lost one with its periodic
 task) claims it and runs its flow; several conductors share the work.
 """
 
+import threading
 import time
 
 import futurist
@@ -15,6 +16,7 @@ import oslo_messaging as messaging
 from consnap.common import constants
 from consnap.common import clients
 from consnap.common import exception
+from consnap.common import notifications
 from consnap.common import utils
 from consnap import conf
 from consnap.db import api as dbapi
@@ -41,6 +43,8 @@ class ConductorManager(object):
         self._executor = None
         self._periodic = None
         self._periodic_executor = None
+        self._heartbeat_thread = None
+        self._stop_heartbeat = threading.Event()
         self._jobboard = None
         # monotonic time of the first heartbeat after a failed one: until
         # every live conductor had a heartbeat timeout to heartbeat again,
@@ -56,6 +60,14 @@ class ConductorManager(object):
             self._jobboard = jobboard.JobboardRunner(self.host)
             self._jobboard.start()
         if start_periodics:
+            # the heartbeat on a thread of its own: never queued behind a
+            # slow periodic (a sweep, a Keystone call), since a missed one
+            # makes the other conductors take this one for dead
+            self._stop_heartbeat = threading.Event()
+            self._heartbeat_thread = threading.Thread(
+                target=self._heartbeat_loop, daemon=True,
+                name='consnap-heartbeat')
+            self._heartbeat_thread.start()
             self._periodic = periodics.PeriodicWorker(
                 self._periodic_callables(),
                 executor_factory=lambda: futurist.ThreadPoolExecutor(
@@ -67,6 +79,10 @@ class ConductorManager(object):
         LOG.info('Conductor %s started', self.host)
 
     def del_host(self, wait=False):
+        if self._heartbeat_thread is not None:
+            self._stop_heartbeat.set()
+            self._heartbeat_thread.join(timeout=10)
+            self._heartbeat_thread = None
         if self._periodic is not None:
             self._periodic.stop()
             self._periodic.wait()
@@ -151,6 +167,7 @@ class ConductorManager(object):
                 'fault': {'type': 'JobboardUnavailable',
                           'message': message}},
                 expected_status=(constants.PENDING, constants.CANCELLING))
+            notifications.snapshot_event('create.error', snapshot_id, self.db)
         except Exception as e:
             LOG.error('Could not end snapshot %s: %s', snapshot_id, e)
 
@@ -231,10 +248,12 @@ class ConductorManager(object):
                               'message': message}})
                 return
             snap = self.db.get_snapshot(snapshot_id)
+            notifications.snapshot_event('delete.start', snap=snap)
             if not snap['keep_artifacts']:
                 self._delete_artifacts(snap)
             self.db.destroy_snapshot(snapshot_id)
             LOG.info('Snapshot %s deleted', snapshot_id)
+            notifications.snapshot_event('delete.end', snap=snap)
             auth = snap.get('auth') or {}
             for trust_id in [auth.get('trust_id')] + list(
                     auth.get('superseded_trust_ids') or []):
@@ -278,6 +297,7 @@ class ConductorManager(object):
                           else 'ConductorLost', 'message': message}})
             self.db.add_event(snapshot_id, status,
                               detail={'message': message})
+            notifications.snapshot_event('create.error', snapshot_id, self.db)
         except Exception:
             if strict:
                 raise
@@ -316,8 +336,7 @@ class ConductorManager(object):
             return (periodics.periodic(spacing=spacing,
                                        run_immediately=True)(_call), (), {})
 
-        return [wrap(self._heartbeat, group.heartbeat_interval),
-                wrap(self._recover_orphans, group.pending_recovery_interval),
+        return [wrap(self._recover_orphans, group.pending_recovery_interval),
                 wrap(self._sweep_frozen, group.sweeper_interval),
                 wrap(self._release_finished_auth,
                      group.pending_recovery_interval)]
@@ -330,6 +349,16 @@ class ConductorManager(object):
         for snap in self.db.list_finished_with_auth(
                 CONF.service_user.trust_lifetime):
             clients.release_request_auth(self.db, snap)
+
+    def _heartbeat_loop(self):
+        interval = CONF.conductor.heartbeat_interval
+        while True:
+            try:
+                self._heartbeat()
+            except Exception:
+                LOG.exception('Heartbeat of conductor %s failed', self.host)
+            if self._stop_heartbeat.wait(interval):
+                return
 
     def _heartbeat(self):
         try:
@@ -388,3 +417,5 @@ class ConductorManager(object):
                         record['snapshot_id'], record['owner'],
                         record['deadline'])
             freezer.thaw_record(record, 'sweeper')
+        notifications.flush_freezes(
+            *[r['snapshot_id'] for r in records.values()])

@@ -15,6 +15,7 @@ from oslo_log import log
 from oslo_utils import timeutils
 
 from consnap.common import constants
+from consnap.common import notifications
 from consnap.common import utils
 from consnap import conf
 from consnap.db import api as dbapi
@@ -204,6 +205,7 @@ def thaw_record(record, thawed_by):
                             record['snapshot_id'], event,
                             member_id=record['member_id'], detail=detail,
                             at=_utc(thawed_at))
+        notifications.freeze_thawed(record, thawed_by, values)
         return None
 
 
@@ -242,6 +244,7 @@ def thaw_snapshot(snapshot_id, thawed_by='flow', known=None, owner=None):
         reason = thaw_record(record, thawed_by)
         if reason:
             failures.append(reason)
+    notifications.flush_freezes(snapshot_id)
     return failures
 
 

@@ -6,6 +6,7 @@ from oslo_utils import timeutils
 from consnap.common import clients
 from consnap.common import constants
 from consnap.common import exception
+from consnap.common import notifications
 from consnap.worker.tasks import base
 from consnap.worker import watchdog
 
@@ -43,7 +44,7 @@ class SnapshotToErrorOnRevert(base.ConsnapTask):
     """
 
     def execute(self, snapshot_id):
-        pass
+        notifications.snapshot_event('create.start', snapshot_id, self.db)
 
     def revert(self, snapshot_id, *args, **kwargs):
         failures = base.thaw_on_revert(snapshot_id)
@@ -90,6 +91,7 @@ class SnapshotToErrorOnRevert(base.ConsnapTask):
         except Exception as e:
             LOG.warning('Could not add the %s event of snapshot %s: %s',
                         status, snapshot_id, e)
+        notifications.snapshot_event('create.error', snapshot_id, self.db)
         base.forget_cancel_event(snapshot_id)
 
 
@@ -140,6 +142,7 @@ class MarkAvailable(base.ConsnapTask):
         except Exception as e:
             LOG.warning('Could not add the available event of snapshot '
                         '%s: %s', snapshot_id, e)
+        notifications.snapshot_event('create.end', snapshot_id, self.db)
         base.forget_cancel_event(snapshot_id)
         watchdog.forget(snapshot_id)
         return overall
