@@ -263,12 +263,15 @@ def _db(db):
 
 
 # -- call sites --------------------------------------------------------------
-def snapshot_event(action, snapshot_id=None, db=None, snap=None):
+def snapshot_event(action, snapshot_id=None, db=None, snap=None,
+                   freeze_records=None):
     """Queue ``consnap.snapshot.<action>`` for a request; never raises.
 
     Called after the database write that the event reports, outside any
     freeze.  ``snap``: the stored dict when the caller has it (delete.end:
-    the row is gone); else it is read here.
+    the row is gone); else it is read here.  ``freeze_records``: the
+    request's, with ``snap`` read with its events, so that a fault is
+    scrubbed of what the request recorded (hosts, domains).
     """
     try:
         if not enabled():
@@ -276,7 +279,7 @@ def snapshot_event(action, snapshot_id=None, db=None, snap=None):
         if snap is None:
             db = _db(db)
             snap = db.get_snapshot(snapshot_id)
-        records = None
+        records = freeze_records
         status = DELETED if action == DELETE_END else None
         if action == CREATE_ERROR and snap.get('fault'):
             # the tenant's view of the fault scrubs what the request

@@ -45,6 +45,7 @@ class ConductorManager(object):
         self._periodic_executor = None
         self._heartbeat_thread = None
         self._stop_heartbeat = threading.Event()
+        self._recovered_lock = threading.Lock()
         self._jobboard = None
         # monotonic time of the first heartbeat after a failed one: until
         # every live conductor had a heartbeat timeout to heartbeat again,
@@ -54,6 +55,8 @@ class ConductorManager(object):
     # -- lifecycle ------------------------------------------------------------
     def init_host(self, start_periodics=True):
         self.db.register_conductor(self.host)
+        # the notifier set up now, never first between two guests' thaws
+        notifications.enabled()
         self._executor = futurist.ThreadPoolExecutor(
             max_workers=CONF.conductor.max_concurrent_flows)
         if CONF.taskflow.jobboard_enabled:
@@ -81,7 +84,10 @@ class ConductorManager(object):
     def del_host(self, wait=False):
         if self._heartbeat_thread is not None:
             self._stop_heartbeat.set()
-            self._heartbeat_thread.join(timeout=10)
+            # (a heartbeat write still under way would mark this conductor
+            # online again after it unregistered: wait for it, bounded by
+            # the database retries)
+            self._heartbeat_thread.join(timeout=60)
             self._heartbeat_thread = None
         if self._periodic is not None:
             self._periodic.stop()
@@ -248,12 +254,20 @@ class ConductorManager(object):
                               'message': message}})
                 return
             snap = self.db.get_snapshot(snapshot_id)
-            notifications.snapshot_event('delete.start', snap=snap)
+            records = None
+            if snap.get('fault') and notifications.enabled():
+                # the tenant's view of the fault scrubs the hosts and
+                # domains the request recorded: read them before they go
+                snap = self.db.get_snapshot(snapshot_id, with_events=True)
+                records = self.db.list_freeze_records(snapshot_id)
+            notifications.snapshot_event('delete.start', snap=snap,
+                                         freeze_records=records)
             if not snap['keep_artifacts']:
                 self._delete_artifacts(snap)
             self.db.destroy_snapshot(snapshot_id)
             LOG.info('Snapshot %s deleted', snapshot_id)
-            notifications.snapshot_event('delete.end', snap=snap)
+            notifications.snapshot_event('delete.end', snap=snap,
+                                         freeze_records=records)
             auth = snap.get('auth') or {}
             for trust_id in [auth.get('trust_id')] + list(
                     auth.get('superseded_trust_ids') or []):
@@ -352,7 +366,7 @@ class ConductorManager(object):
 
     def _heartbeat_loop(self):
         interval = CONF.conductor.heartbeat_interval
-        while True:
+        while not self._stop_heartbeat.is_set():
             try:
                 self._heartbeat()
             except Exception:
@@ -364,24 +378,27 @@ class ConductorManager(object):
         try:
             self.db.touch_conductor(self.host)
         except Exception:
-            self._recovered_at = float('inf')
+            with self._recovered_lock:
+                self._recovered_at = float('inf')
             raise
-        if self._recovered_at == float('inf'):
-            self._recovered_at = time.monotonic()
+        with self._recovered_lock:
+            if self._recovered_at == float('inf'):
+                self._recovered_at = time.monotonic()
 
     def _judging_others(self):
         """False for a heartbeat timeout after this conductor's own
         heartbeats failed (a database outage): the others' heartbeats
         failed too, and they are not dead for that."""
-        if self._recovered_at is None:
+        with self._recovered_lock:       # (the heartbeat's own thread)
+            if self._recovered_at is None:
+                return True
+            if self._recovered_at == float('inf'):
+                return False
+            if time.monotonic() - self._recovered_at < \
+                    CONF.conductor.heartbeat_timeout:
+                return False
+            self._recovered_at = None
             return True
-        if self._recovered_at == float('inf'):
-            return False
-        if time.monotonic() - self._recovered_at < \
-                CONF.conductor.heartbeat_timeout:
-            return False
-        self._recovered_at = None
-        return True
 
     def _recover_orphans(self):
         """Pick up requests whose cast was lost or whose owner died."""

@@ -42,7 +42,10 @@ opts = [
                help='Log in to a Nova guest at its address on this network '
                     '(the name in the server\'s "addresses"); default: '
                     'any network.  A request (API 1.1) may name one of '
-                    'the server\'s addresses instead.'),
+                    'the server\'s addresses there instead.  A name picks '
+                    'an address, it is no security boundary (tenants name '
+                    'their networks too): the host key known for the '
+                    'server id is (host_key_by).'),
     cfg.StrOpt('address_type', default='any',
                choices=['fixed', 'floating', 'any'],
                help='Which of a Nova guest\'s addresses to log in to: its '

@@ -10,7 +10,6 @@ to the flow's store, keyed by member id.
 import time
 
 from oslo_log import log
-from oslo_utils import timeutils
 
 from consnap.common import clients
 from consnap.common import constants
@@ -179,15 +178,46 @@ def _wait_nova_unquiesced(driver, guest, timeout=60.0):
                 'the post-thaw hooks anyway', guest.get('server_id'), timeout)
 
 
+def _in_order(events):
+    """Events in the order the database inserted them (``seq``): never
+    ordered by their ``at``, which comes from the writers' clocks."""
+    return sorted(events, key=lambda e: e.get('seq') or 0)
+
+
+def _hook_events(events, phase):
+    return [e for e in events if e['event'] == constants.EV_HOOK and
+            (e.get('detail') or {}).get('phase') == phase]
+
+
+def _claimed_at(events, owner):
+    """The position of ``owner``'s latest claim of the request (None)."""
+    seqs = [e.get('seq') or 0 for e in events
+            if e['event'] == constants.EV_CLAIMED and
+            (e.get('detail') or {}).get('owner') == owner]
+    return max(seqs) if seqs else None
+
+
 def post_already_ran(db, snapshot_id):
-    """Whether this flow's owner already ran the post-thaw hooks (a flow
-    resumed on the same conductor): another owner's post-thaw hooks (a
-    flow taken over, undoing its own pre-freeze hooks) do not count."""
+    """Whether the post-thaw hooks already ran for the latest pre-freeze
+    hooks: a post event after the latest pre event, by this flow's owner or
+    recorded before it claimed the request (a flow resumed after its
+    conductor died: they ran).  A post event another owner recorded after
+    this owner's claim (a flow taken over, undoing its own pre-freeze hooks)
+    does not count: this flow runs its own."""
     owner = owners.owner_of(snapshot_id)
-    events = db.get_snapshot(snapshot_id, with_events=True)['events']
-    return any(e['event'] == constants.EV_HOOK and
-               e['detail'].get('phase') == 'post' and
-               e['detail'].get('owner') == owner for e in events)
+    events = _in_order(db.get_snapshot(snapshot_id,
+                                       with_events=True)['events'])
+    pres = _hook_events(events, 'pre')
+    last_pre = pres[-1].get('seq') or 0 if pres else 0
+    claimed = _claimed_at(events, owner)
+    for e in _hook_events(events, 'post'):
+        seq = e.get('seq') or 0
+        if seq < last_pre:
+            continue
+        if e['detail'].get('owner') == owner or \
+                (claimed is not None and seq < claimed):
+            return True
+    return False
 
 
 def run_post(db, snapshot_id, plan, pre_results, reverting=False):
@@ -259,30 +289,24 @@ def _held_too_short(post_result, holding=()):
 
 
 def _undone_by_a_stale_flow(snapshot_id, events):
-    """[(member_id, why)]: post-thaw hooks another owner ran since this
-    flow's owner took the request (a flow taken over undoing its own
-    pre-freeze hooks, perhaps after this flow's ran): the application's
-    hold may have ended before this flow's capture.  Conservative: any
-    such run counts, whenever within that time it ran."""
+    """[(member_id, why)]: post-thaw hooks another owner recorded after
+    this flow's owner claimed the request (a flow taken over undoing its
+    own pre-freeze hooks, perhaps after this flow's ran): the application's
+    hold may have ended before this flow's capture.  Ordered by the
+    database's insertion order, no conductor's clock; conservative: any
+    such run counts, whenever after the claim it ran.  (A post run whose
+    event could not be written is not seen: the hooks' own hold reports,
+    ``ended_early``, are the other evidence.)"""
     owner = owners.owner_of(snapshot_id)
     if owner is None:
         return []
-    claims = [e['at'] for e in events if e['event'] == constants.EV_CLAIMED
-              and (e.get('detail') or {}).get('owner') == owner]
-    if not claims:
+    claimed = _claimed_at(events, owner)
+    if claimed is None:
         return []
-    since = max(_when(at) for at in claims)
     return [(e.get('member_id'), 'post-thaw hooks run by a flow that was '
-             'taken over') for e in events
-            if e['event'] == constants.EV_HOOK and
-            (e.get('detail') or {}).get('phase') == 'post' and
-            (e.get('detail') or {}).get('owner') != owner and
-            _when(e['at']) >= since]
-
-
-def _when(at):
-    return timeutils.normalize_time(timeutils.parse_isotime(at)) \
-        if isinstance(at, str) else at
+             'taken over') for e in _hook_events(events, 'post')
+            if (e.get('seq') or 0) > claimed and
+            e['detail'].get('owner') != owner]
 
 
 def lower_where_hold_ended_early(db, snapshot_id, plan, post_results=None):

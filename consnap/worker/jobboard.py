@@ -146,7 +146,40 @@ class ClaimKeeper(listener_base.Listener):
         super().deregister()
 
 
+# what _dispatch_job answers for a job whose flow already runs here
+_ALREADY_RUNNING = object()
+
+
 class ConsnapConductor(impl_nonblocking.NonBlockingConductor):
+    """TaskFlow's conductor, plus: never two flows of one job in this
+    process.  A claim that lapsed (the jobboard unreachable longer than the
+    claim's expiry) lets this conductor claim the job again while its flow
+    still runs here; the second dispatch runs nothing and leaves the claim
+    to the running flow (which extends it), neither consumed nor
+    abandoned.  (Two flows under one owner id would defeat the fencing.)"""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._running_jobs = set()
+        self._running_lock = threading.Lock()
+
+    def _dispatch_job(self, job):
+        with self._running_lock:
+            if job.name in self._running_jobs:
+                LOG.warning('Job %s claimed again while its flow runs here: '
+                            'not run twice', job.name)
+                return _ALREADY_RUNNING
+            self._running_jobs.add(job.name)
+        try:
+            return super()._dispatch_job(job)
+        finally:
+            with self._running_lock:
+                self._running_jobs.discard(job.name)
+
+    def _try_finish_job(self, job, consume, trash=False):
+        if consume is _ALREADY_RUNNING:
+            return
+        return super()._try_finish_job(job, consume, trash)
 
     def _listeners_from_job(self, job, engine):
         listeners = super()._listeners_from_job(job, engine)

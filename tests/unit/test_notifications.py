@@ -435,3 +435,21 @@ def test_a_thaw_pass_notifies_once_every_guest_is_thawed(notifier,
     assert sent[2][1]['event_type'] == 'consnap.snapshot.create.error'
     assert_clean(sent[2][1]['payload'])
     db.destroy_snapshot(sid)
+
+
+def test_delete_payloads_scrub_a_fault_of_the_recorded_hosts(notifier):
+    """delete.start/.end carry the fault as the API shows it: the conductor
+    passes the request's freeze records, read before the row goes."""
+    msg = ("Freeze of guest web-1 failed: unable to connect to server at "
+           "'%s:16509': Connection refused" % HOST)
+    snap = dict(SNAP, status='error', events=[],
+                fault={'type': 'GuestAgentUnreachable', 'message': msg})
+    records = FakeDB(snap).list_freeze_records(SID)
+    notifications.snapshot_event('delete.start', snap=snap,
+                                 freeze_records=records)
+    notifications.snapshot_event('delete.end', snap=snap,
+                                 freeze_records=records)
+    for _ctxt, message, _priority, _ in _drain(2):
+        assert HOST not in str(message['payload']), message
+        assert message['payload']['consnap_object.data']['fault'][
+            'type'] == 'GuestAgentUnreachable'

@@ -154,7 +154,9 @@ def _snapshot_dict(snap, events=None):
     if events is not None:
         result['events'] = [
             {'at': _dt(e.at), 'event': e.event, 'member_id': e.member_id,
-             'detail': e.detail or {}} for e in events]
+             'detail': e.detail or {},
+             # insertion order (database-assigned, no host's clock)
+             'seq': e.id} for e in events]
     return result
 
 

@@ -98,22 +98,6 @@ class ConsnapTask(task.Task):
         return self.db.update_member(member_id, values,
                                      expected_owner=owner_of(snapshot_id))
 
-    def taken_over(self, snapshot_id):
-        """True when the database says this flow no longer owns its
-        request (another conductor took it over, or it ended): a revert
-        then leaves the artifacts, which may be the successor's.  A read
-        that fails is not a takeover (the partial results are deleted, as
-        without one)."""
-        mine = owner_of(snapshot_id)
-        if mine is None:
-            return False
-        try:
-            return self.db.get_snapshot(snapshot_id).get('owner') != mine
-        except Exception as e:
-            LOG.debug('Could not read the owner of snapshot %s: %s',
-                      snapshot_id, e)
-            return False
-
     def set_status(self, snapshot_id, status, **values):
         values['status'] = status
         try:

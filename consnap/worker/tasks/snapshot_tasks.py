@@ -54,9 +54,11 @@ class RequestSnapshot(MemberTask):
         try:
             self.update_member(snapshot_id, member['id'], values)
         except exception.OwnershipLost:
-            # taken over while the snapshot was being made: nobody else
-            # knows this artifact (the successor makes its own), so it goes
-            self._delete(snapshot_id, plan, handle, ctx)
+            # taken over while the snapshot was being made: the successor
+            # makes its own, so this one goes, unless a member of the
+            # request records it (a group snapshot members share)
+            if self._may_delete(snapshot_id, handle):
+                self._delete(snapshot_id, plan, handle, ctx)
             raise
         self.db.add_event(snapshot_id, constants.EV_SNAPSHOT_REQUESTED,
                           member_id=member['id'], detail=handle)
@@ -67,25 +69,31 @@ class RequestSnapshot(MemberTask):
         base.thaw_on_revert(snapshot_id)
         if isinstance(result, tf_failure.Failure) or not result:
             return
-        if self.taken_over(snapshot_id) and self._recorded(
-                snapshot_id, plan, result):
-            # a stale flow: the member records this artifact, which is its
-            # successor's now (or a finished request's): never delete it
-            LOG.warning('Snapshot %s was taken over: its flow here leaves '
-                        '%s to the new owner', snapshot_id, result)
+        if not self._may_delete(snapshot_id, result):
+            LOG.warning('Snapshot %s: its flow here no longer owns it (or '
+                        'cannot tell) and a member records %s: left to '
+                        'the request', snapshot_id, result)
             return
         self._delete(snapshot_id, plan, result)
 
-    def _recorded(self, snapshot_id, plan, handle):
-        """Whether the member's row names ``handle`` (a read that fails
-        counts as recorded: never delete what may be the successor's)."""
+    def _may_delete(self, snapshot_id, handle):
+        """Whether this flow may delete the artifact ``handle`` names: it
+        owns the request (its own partial result), or no member of the
+        request records any of the artifact's ids (nobody else knows it).
+        A read that fails says no: an artifact left behind is recoverable,
+        a successor's snapshot deleted is not."""
+        mine = base.owner_of(snapshot_id)
         try:
-            members = self.db.get_snapshot(snapshot_id)['members']
-        except Exception:
+            snap = self.db.get_snapshot(snapshot_id)
+        except Exception as e:
+            LOG.error('Snapshot %s: cannot read who owns it (%s): %s is '
+                      'left, not deleted', snapshot_id, e, handle)
+            return False
+        if mine is None or snap.get('owner') == mine:
             return True
-        mid = self.member(plan)['id']
-        return any((m.get('details') or {}).get('handle') == handle
-                   for m in members if m['id'] == mid)
+        return not (_artifact_ids(handle) &
+                    set().union(*[_artifact_ids(m)
+                                  for m in snap['members']]))
 
     def _delete(self, snapshot_id, plan, result, ctx=None):
         try:
@@ -103,6 +111,18 @@ class RequestSnapshot(MemberTask):
                              constants.EV_DELETED_ARTIFACT,
                              member_id=self.member(plan)['id'],
                              detail=result)
+
+
+def _artifact_ids(source):
+    """The ids of the images, volume snapshots and group snapshot a handle
+    or a member row names (compared by id: a handle is completed in place
+    as its snapshot progresses)."""
+    source = source or {}
+    ids = {source.get('image_id'), source.get('group_snapshot_id')}
+    ids.update(source.get('volume_snapshot_ids') or ())
+    ids.update(_artifact_ids(((source.get('details') or {}).get('handle')))
+               if 'details' in source else ())
+    return {i for i in ids if i}
 
 
 def member_freeze_record(db, snapshot_id, member_id, plan=None):

@@ -30,9 +30,10 @@ def taken_over(db):
     """A request claimed by STALE, then taken over by SUCCESSOR, whose flow
     already recorded a member's capture; the stale flow still runs here
     as STALE."""
+    project = PROJECT + uuid.uuid4().hex[:8]    # (the quota is per project)
     sid = db.create_snapshot(
-        {'project_id': PROJECT, 'user_id': 'u1',
-         'auth': {'project_id': PROJECT, 'user_id': 'u1'}},
+        {'project_id': project, 'user_id': 'u1',
+         'auth': {'project_id': project, 'user_id': 'u1'}},
         [{'type': 'server', 'resource_id': 'srv-' + uuid.uuid4().hex}])['id']
     assert db.claim_snapshot(sid, STALE, (constants.PENDING,))
     base.set_owner(sid, STALE)
@@ -176,9 +177,10 @@ class _Guest(object):
 @pytest.fixture
 def hooked(db, monkeypatch):
     from consnap.worker import hooks as hook_runner
+    project = PROJECT + uuid.uuid4().hex[:8]    # (the quota is per project)
     sid = db.create_snapshot(
-        {'project_id': PROJECT, 'user_id': 'u1',
-         'auth': {'project_id': PROJECT, 'user_id': 'u1'}},
+        {'project_id': project, 'user_id': 'u1',
+         'auth': {'project_id': project, 'user_id': 'u1'}},
         [{'type': 'server', 'resource_id': 'srv-' + uuid.uuid4().hex}])['id']
     mid = db.get_snapshot(sid)['members'][0]['id']
     assert db.claim_snapshot(sid, STALE, (constants.PENDING,))
@@ -227,3 +229,73 @@ def test_the_stale_flows_post_hooks_neither_skip_nor_vouch_for_the_successors(
     member = _member(db, sid)
     assert member['consistency'] == 'filesystem'
     assert 'taken over' in member['consistency_reason']
+
+
+def test_a_group_snapshot_the_successor_records_is_never_deleted(
+        db, taken_over, monkeypatch):
+    """Compared by id, not by handle: a group snapshot's handle is completed
+    in place (its volume snapshot ids) after the row recorded it, and the
+    members of a group share one."""
+    sid, mid = taken_over
+    db.update_member(mid, {'group_snapshot_id': 'gs-1',
+                           'details': {'handle': {
+                               'group_snapshot_id': 'gs-1'}}})
+    grown = {'group_snapshot_id': 'gs-1', 'volume_snapshot_ids': ['snap-1']}
+    assert _request_snapshot_revert(monkeypatch, sid, mid, grown) == []
+    # nor from execute, taken over while another member records it
+    target = _Target()
+    target.request_snapshot = lambda ctx, m, info, md: dict(grown)
+    task = _task(monkeypatch, target)
+    monkeypatch.setattr(task, 'set_status', lambda *a, **k: None)
+    plan = {'members': [{'id': mid, 'type': 'volume', 'level': 'crash',
+                         'info': {}}]}
+    with pytest.raises(exception.OwnershipLost):
+        task.execute(sid, plan)
+    assert target.deleted == []
+
+
+def test_a_failed_read_deletes_nothing(db, taken_over, monkeypatch):
+    sid, mid = taken_over
+
+    def broken(*args, **kwargs):
+        raise RuntimeError('database gone')
+    monkeypatch.setattr(db, 'get_snapshot', broken)
+    assert _request_snapshot_revert(monkeypatch, sid, mid,
+                                    {'image_id': 'img-stale'}) == []
+
+
+def test_post_hooks_that_ran_before_a_takeover_are_not_run_again(db,
+                                                                 hooked):
+    """The owner ran the post-thaw hooks and died before TaskFlow saved
+    it: its successor does not run them again (a release answered "gone"
+    would lower a good snapshot), nor lowers for them."""
+    hook_runner, sid, mid, plan, guest = hooked
+    base.set_owner(sid, STALE)
+    pre = hook_runner.run_pre(db, sid, plan)
+    hook_runner.run_post(db, sid, plan, pre)
+    assert db.take_over_snapshot(sid, SUCCESSOR)
+    base.set_owner(sid, SUCCESSOR)
+    guest.ran[:] = []
+    assert hook_runner.run_post(db, sid, plan, pre) == {}
+    assert guest.ran == []
+    assert hook_runner.lower_where_hold_ended_early(db, sid, plan) == []
+    assert _member(db, sid)['consistency'] == 'application'
+
+
+def test_a_stale_post_is_seen_whatever_its_writers_clock(db, hooked):
+    """Ordered as the database inserted the events: a stale conductor
+    whose clock is behind stamps its post-thaw hooks before the claim, and
+    they still count."""
+    import datetime
+    hook_runner, sid, mid, plan, guest = hooked
+    base.set_owner(sid, STALE)
+    hook_runner.run_pre(db, sid, plan)
+    assert db.take_over_snapshot(sid, SUCCESSOR)
+    base.set_owner(sid, SUCCESSOR)
+    hook_runner.run_pre(db, sid, plan)
+    db.add_event(sid, constants.EV_HOOK, member_id=mid,
+                 detail={'phase': 'post', 'reverting': True, 'failures': [],
+                         'owner': STALE},
+                 at=datetime.datetime(2020, 1, 1))
+    assert [m for m, _ in hook_runner.lower_where_hold_ended_early(
+        db, sid, plan)] == ['srv']
