@@ -157,7 +157,7 @@ def run_pre(db, snapshot_id, plan):
                 'details': {'hooks': result['metadata']}},
                 expected_owner=owners.owner_of(snapshot_id))
     except Exception:
-        run_post(db, snapshot_id, plan, results, reverting=True)
+        run_post(db, snapshot_id, plan, results, reverting=True, own=True)
         raise
     return results
 
@@ -197,39 +197,52 @@ def _claimed_at(events, owner):
     return max(seqs) if seqs else None
 
 
-def post_already_ran(db, snapshot_id):
-    """Whether the post-thaw hooks already ran for the latest pre-freeze
-    hooks: a post event after the latest pre event, by this flow's owner or
-    recorded before it claimed the request (a flow resumed after its
-    conductor died: they ran).  A post event another owner recorded after
-    this owner's claim (a flow taken over, undoing its own pre-freeze hooks)
-    does not count: this flow runs its own."""
+def post_done(db, snapshot_id):
+    """The members whose post-thaw hooks already ran for their latest
+    pre-freeze hooks: a post event of the member after its latest pre
+    event, by this flow's owner or recorded before it claimed the request
+    (a flow resumed after its conductor died part-way: those ran).  A post
+    event another owner recorded after this owner's claim (a flow taken
+    over, undoing its own pre-freeze hooks) does not count: this flow runs
+    its own."""
     owner = owners.owner_of(snapshot_id)
     events = _in_order(db.get_snapshot(snapshot_id,
                                        with_events=True)['events'])
-    pres = _hook_events(events, 'pre')
-    last_pre = pres[-1].get('seq') or 0 if pres else 0
     claimed = _claimed_at(events, owner)
+    last_pre = {}
+    for e in _hook_events(events, 'pre'):
+        last_pre[e.get('member_id')] = e.get('seq') or 0
+    done = set()
     for e in _hook_events(events, 'post'):
         seq = e.get('seq') or 0
-        if seq < last_pre:
+        if seq < last_pre.get(e.get('member_id'), 0):
             continue
         if e['detail'].get('owner') == owner or \
                 (claimed is not None and seq < claimed):
-            return True
-    return False
+            done.add(e.get('member_id'))
+    return done
 
 
-def run_post(db, snapshot_id, plan, pre_results, reverting=False):
-    """Post-thaw hooks wherever pre-freeze hooks ran, once; never raises."""
+def run_post(db, snapshot_id, plan, pre_results, reverting=False,
+             own=False):
+    """Post-thaw hooks wherever pre-freeze hooks ran, once per member;
+    never raises.  ``own``: ``pre_results`` are this very run's (run_pre
+    undoing what it did): no earlier run can have released them."""
     if not plan.get('hooks') or not pre_results:
         return {}
-    if post_already_ran(db, snapshot_id):
-        return {}
+    done = set()
+    if not own:
+        try:
+            done = post_done(db, snapshot_id)
+        except Exception as e:
+            # run them again rather than never: a second release answers
+            # "gone", which only lowers the level
+            LOG.warning('Could not read which post-thaw hooks of %s ran: '
+                        '%s', snapshot_id, e)
     out = {}
     for member in _members(plan):
         pre = pre_results.get(member['id'])
-        if not pre:
+        if not pre or member['id'] in done:
             continue
         holding = set()
         try:

@@ -299,3 +299,41 @@ def test_a_stale_post_is_seen_whatever_its_writers_clock(db, hooked):
                  at=datetime.datetime(2020, 1, 1))
     assert [m for m, _ in hook_runner.lower_where_hold_ended_early(
         db, sid, plan)] == ['srv']
+
+
+def test_a_successor_runs_the_post_hooks_its_predecessor_did_not(
+        db, monkeypatch):
+    """The owner released member 1's hold and died before member 2's: its
+    successor runs member 2's post-thaw hooks, and only those."""
+    from consnap.worker import hooks as hook_runner
+    project = PROJECT + uuid.uuid4().hex[:8]
+    sid = db.create_snapshot(
+        {'project_id': project, 'user_id': 'u1',
+         'auth': {'project_id': project, 'user_id': 'u1'}},
+        [{'type': 'server', 'resource_id': 'srv-1'},
+         {'type': 'server', 'resource_id': 'srv-2'}])['id']
+    m1, m2 = [m['id'] for m in db.get_snapshot(sid)['members']]
+    assert db.claim_snapshot(sid, STALE, (constants.PENDING,))
+    guest = _Guest()
+    monkeypatch.setattr(hook_runner.loader, 'get_freeze_driver',
+                        lambda name: guest)
+    members = [{'id': mid, 'resource_id': rid, 'guest': {'server_id': rid},
+                'hook_driver': 'fake', 'freeze_driver': 'fake'}
+               for mid, rid in ((m1, 'srv-1'), (m2, 'srv-2'))]
+    plan = {'hooks': [{'name': 'app', 'type': 'command',
+                       'pre': ['app-quiesce'], 'post': ['app-resume']}],
+            'max_freeze_seconds': 10, 'required': 'crash',
+            'members': members}
+    try:
+        base.set_owner(sid, STALE)
+        pre = hook_runner.run_pre(db, sid, plan)
+        # member 1 released, then the owner died
+        hook_runner.run_post(db, sid, dict(plan, members=members[:1]), pre)
+        assert db.take_over_snapshot(sid, SUCCESSOR)
+        base.set_owner(sid, SUCCESSOR)
+        guest.ran[:] = []
+        out = hook_runner.run_post(db, sid, plan, pre)
+        assert list(out) == [m2] and guest.ran == [['app-resume']]
+        assert hook_runner.post_done(db, sid) == {m1, m2}
+    finally:
+        base.forget_owner(sid)

@@ -175,7 +175,7 @@ def test_a_hold_whose_release_failed_is_not_proven(monkeypatch):
     db.added = []
     db.add_event = lambda sid, ev, member_id=None, detail=None: \
         db.added.append((member_id, detail))
-    monkeypatch.setattr(hooks, 'post_already_ran', lambda db, sid: False)
+    monkeypatch.setattr(hooks, 'post_done', lambda db, sid: set())
     monkeypatch.setattr(hooks.loader, 'get_freeze_driver', lambda n: None)
 
     def post(hooks_, driver, guest, pre):
